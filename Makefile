@@ -1,0 +1,54 @@
+# crux_tracking: set up, test, try and benchmark the add-on.
+# Odoo 18 and PostgreSQL are prerequisites (see README.md).
+
+PYTHON ?= python3
+DB ?= crux_tracking_test
+BUILD ?= .build
+ADDONS_DIR := $(BUILD)/addons
+MODULE_LINK := $(ADDONS_DIR)/crux_tracking
+EXTRA_MODULES ?= sale_mrp
+PGHOST ?= 127.0.0.1
+export PGHOST
+
+.PHONY: setup test lint install-db pytest wheel-check run run-headless bench sandbox clean
+
+setup:  ## install the project's own tools and check Odoo 18 and PostgreSQL
+	$(PYTHON) tools/check_prereqs.py
+	$(PYTHON) -m pip install -q -r requirements-dev.txt
+	@command -v chromium >/dev/null 2>&1 || { \
+	  echo "setup: installing Debian's chromium for the browser test"; \
+	  (apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q chromium) >/dev/null \
+	  || { echo "setup: could not install chromium (needed by the browser test)" >&2; exit 1; }; }
+	@echo "setup: done"
+
+$(MODULE_LINK):
+	mkdir -p $(ADDONS_DIR)
+	ln -sfn $(CURDIR) $(MODULE_LINK)
+
+addons-path: $(MODULE_LINK)
+	@$(PYTHON) tools/odoo_addons_path.py $(ADDONS_DIR)
+
+install-db: $(MODULE_LINK)  ## fresh throw-away database with the module installed
+	dropdb --if-exists $(DB)
+	$(PYTHON) tools/install_db.py --db $(DB) --addons-path "$$($(PYTHON) tools/odoo_addons_path.py $(ADDONS_DIR))" --modules crux_tracking,$(EXTRA_MODULES)
+
+pytest: $(MODULE_LINK)
+	$(PYTHON) -m pytest -p no:cacheprovider -q \
+	  --odoo-database=$(DB) --odoo-http \
+	  --odoo-addons-path="$$($(PYTHON) tools/odoo_addons_path.py $(ADDONS_DIR))" \
+	  $(MODULE_LINK)/tests
+
+lint:
+	$(PYTHON) -m ruff check .
+	$(PYTHON) -m ruff format --check .
+	$(PYTHON) -m pylint --rcfile=.pylintrc-mandatory $$(git ls-files '*.py' '__manifest__.py' | grep -v '^tools/\|^sandbox/\|^bench/')
+
+test: lint install-db pytest  ## everything: lint, fresh database, whole suite
+	@echo "test: all checks passed"
+
+sandbox:  ## the local Crux sandbox with seeded orders
+	$(PYTHON) sandbox/crux_sandbox.py --port 8765 --token sandbox-token
+
+clean:
+	rm -rf $(BUILD)
+	dropdb --if-exists $(DB)

@@ -1,0 +1,10 @@
+from .client import (  # noqa: F401
+    CruxAuthError,
+    CruxClient,
+    CruxDataError,
+    CruxError,
+    CruxNoPackageError,
+    CruxOrderNotFoundError,
+    CruxOrgTypeError,
+    CruxTransientError,
+)

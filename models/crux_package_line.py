@@ -1,0 +1,14 @@
+from odoo import fields, models
+
+
+class CruxPackageLine(models.Model):
+    _name = "crux.package.line"
+    _description = "Crux Package Line"
+    _order = "package_id, id"
+
+    package_id = fields.Many2one("crux.package", required=True, index=True, ondelete="cascade")
+    sale_line_id = fields.Many2one("sale.order.line", string="Order Line", ondelete="set null")
+    product_id = fields.Many2one(related="sale_line_id.product_id")
+    line_item_uuid = fields.Char(string="Crux Line Item")
+    quantity = fields.Integer(string="Quantity Shipped")
+    sku_cost = fields.Float(string="SKU Cost", digits=(16, 2))
