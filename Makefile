@@ -33,7 +33,7 @@ install-db: $(MODULE_LINK)  ## fresh throw-away database with the module install
 	$(PYTHON) tools/install_db.py --db $(DB) --addons-path "$$($(PYTHON) tools/odoo_addons_path.py $(ADDONS_DIR))" --modules crux_tracking,$(EXTRA_MODULES)
 
 pytest: $(MODULE_LINK)
-	$(PYTHON) -m pytest -p no:cacheprovider -q \
+	PYTHONPATH=$(CURDIR)/tools $(PYTHON) -m pytest -p no:cacheprovider -p pytest_no_skips -q -rs \
 	  --odoo-database=$(DB) --odoo-http \
 	  --odoo-addons-path="$$($(PYTHON) tools/odoo_addons_path.py $(ADDONS_DIR))" \
 	  $(MODULE_LINK)/tests

@@ -1,0 +1,5 @@
+from . import test_client
+
+
+
+
