@@ -180,6 +180,8 @@ class CruxPackage(models.Model):
         :return: Counter with ``sent``, ``failed``, ``retry``, ``remaining``
         """
         stats = Counter()
+        # The private cursor must see what the caller's transaction holds.
+        self.env.flush_all()
         deadline = (fields.Datetime.now() + timedelta(seconds=time_limit)) if time_limit else None
         with self.env.registry.cursor() as cr:
             env = self.env(cr=cr)

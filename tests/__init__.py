@@ -1,5 +1,2 @@
 from . import test_client
-
-
-
-
+from . import test_tracking_flow

@@ -167,6 +167,8 @@ class CruxCase(CruxSandboxMixin, TransactionCase):
                     }
                 )
         picking.move_ids.picked = True
+        # A "fixed" carrier sets no price on the transfer; a connector would.
+        picking.carrier_price = self.carrier.fixed_price if picking.carrier_id else 0.0
         if tracking:
             picking.carrier_tracking_ref = tracking
         if validate:
