@@ -75,8 +75,12 @@ class CruxTransientError(CruxError):
 
 
 class CruxNoPackageError(CruxError):
-    """Crux answered 2xx without a package_uuid: it may or may not have stored it."""
+    """Crux answered 2xx without a package_uuid: it may or may not have stored it.
 
+    Retrying can help, once Crux's order detail was checked for the package.
+    """
+
+    retryable = True
     outcome_unknown = True
 
 

@@ -280,7 +280,8 @@ class TestTrackingFlow(CruxCase):
         self.assertFalse(
             picking.activity_ids.filtered(
                 lambda a: (
-                    a.activity_type_id.xml_id == "crux_tracking.mail_activity_type_crux_failure"
+                    a.activity_type_id
+                    == self.env.ref("crux_tracking.mail_activity_type_crux_failure")
                 )
             )
         )
