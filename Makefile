@@ -52,3 +52,9 @@ sandbox:  ## the local Crux sandbox with seeded orders
 clean:
 	rm -rf $(BUILD)
 	dropdb --if-exists $(DB)
+
+run: $(MODULE_LINK)  ## try it: Crux sandbox + demo database + Odoo on http://127.0.0.1:8069 (Ctrl-C stops)
+	$(PYTHON) tools/demo.py --addons-path "$$($(PYTHON) tools/odoo_addons_path.py $(ADDONS_DIR))" $(DEMO_ARGS)
+
+run-headless: $(MODULE_LINK)  ## the demo without a browser: validate over JSON-RPC, check the package_uuid
+	$(PYTHON) tools/demo.py --headless --addons-path "$$($(PYTHON) tools/odoo_addons_path.py $(ADDONS_DIR))" $(DEMO_ARGS)

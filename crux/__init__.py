@@ -1,4 +1,4 @@
-from .client import (  # noqa: F401
+from .client import (
     CruxAuthError,
     CruxClient,
     CruxDataError,

@@ -19,6 +19,7 @@ outcome is unknown, reads Crux's order detail before posting again.
 import logging
 import random
 import threading
+import time
 from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
 from datetime import timedelta
@@ -36,6 +37,12 @@ LOCK_NAMESPACE = 7_277_890
 BATCH_SIZE = 50
 RETRY_BASE_SECONDS = 60
 RETRY_MAX_SECONDS = 3600
+RECORD_TRIES = 10
+CONCURRENCY_ERRORS = (
+    psycopg2.errors.SerializationFailure,
+    psycopg2.errors.DeadlockDetected,
+    psycopg2.errors.LockNotAvailable,
+)
 
 STATES = [
     ("waiting", "Waiting for Tracking Number"),
@@ -328,7 +335,6 @@ class CruxPackage(models.Model):
 
     def _crux_process_batch(self, stats, paused):
         """Exchange this claimed batch with Crux and record every outcome."""
-        cr = self.env.cr
         companies = self.company_id
         config = {}
         for company in companies:
@@ -341,24 +347,52 @@ class CruxPackage(models.Model):
         outcomes = _exchange_all(self._crux_jobs(), config)
         by_id = {package.id: package for package in self}
         for job_id, outcome in outcomes:
-            package = by_id[job_id]
+            if self._crux_record_with_retries(by_id[job_id], outcome, paused):
+                stats[outcome.get("stat", "failed")] += 1
+            else:
+                stats["error"] += 1
+
+    def _crux_record_with_retries(self, package, outcome, paused):
+        """Record and commit one outcome, again when a concurrent run touched the same rows.
+
+        Two runs sending packages of one transfer both update the transfer's
+        status; under REPEATABLE READ the second one fails to serialize and
+        simply records again on a fresh snapshot.
+        """
+        cr = self.env.cr
+        # The exchanges are logged once, through a cursor of their own.
+        self.env["crux.request.log"]._crux_store(
+            outcome.get("exchanges"), package.company_id, package
+        )
+        package_picking_id = package.picking_id.id
+        for attempt in range(1, RECORD_TRIES + 1):
             try:
+                # Queue behind another run recording on the same transfer
+                # rather than failing against it over and over.
+                cr.execute(
+                    "SELECT id FROM stock_picking WHERE id = %s FOR UPDATE",
+                    [package_picking_id],
+                )
                 package._crux_record(outcome, paused)
                 cr.commit()  # pylint: disable=invalid-commit
-            except Exception:
-                # Never lose the outcome of a request that went out: the
-                # package stays in ``sending`` and is checked on Crux next run.
+                return True
+            except CONCURRENCY_ERRORS:
                 cr.rollback()
-                _logger.exception("Crux: could not record the outcome of package %s", job_id)
-                stats["error"] += 1
-                continue
-            stats[outcome.get("stat", "failed")] += 1
+                if attempt == RECORD_TRIES:
+                    break
+                time.sleep(random.uniform(0.01, 0.1) * attempt)  # noqa: S311
+            except Exception:
+                cr.rollback()
+                break
+        # Never lose the outcome of a request that went out: the package stays
+        # in ``sending`` and is checked on Crux before the next attempt.
+        _logger.exception("Crux: could not record the outcome of package %s", package.id)
+        return False
 
     def _crux_record(self, outcome, paused):
         """Store one exchange's outcome on the package and tell the people concerned."""
         self.ensure_one()
         company = self.company_id
-        self.env["crux.request.log"]._crux_store(outcome.get("exchanges"), company, self)
         if outcome.get("skipped"):
             self.write({"state": "to_send"})
             outcome["stat"] = "skipped"

@@ -1,5 +1,9 @@
 import logging
+import random
+import time
 from datetime import timedelta
+
+import psycopg2
 
 from odoo import api, fields, models
 
@@ -65,8 +69,15 @@ class CruxRequestLog(models.Model):
     def _crux_store_values(self, vals_list):
         if not vals_list:
             return
-        with self.env.registry.cursor() as cr:
-            self.with_env(self.env(cr=cr, su=True)).create(vals_list)
+        for attempt in range(1, 11):
+            try:
+                with self.env.registry.cursor() as cr:
+                    self.with_env(self.env(cr=cr, su=True)).create(vals_list)
+                return
+            except psycopg2.errors.SerializationFailure:
+                # The key check on the transfer met a run updating it; try again.
+                time.sleep(random.uniform(0.01, 0.1) * attempt)  # noqa: S311
+        _logger.warning("Crux: %s request log(s) could not be stored", len(vals_list))
 
     @api.model
     def _cron_crux_purge(self):

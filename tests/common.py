@@ -2,11 +2,10 @@
 
 from urllib.parse import urlparse
 
+from odoo.addons.crux_tracking.sandbox.crux_sandbox import CruxSandbox
 from odoo.fields import Command
 from odoo.tests import TransactionCase
-from odoo.tests.common import BlockedRequest, _super_send
-
-from odoo.addons.crux_tracking.sandbox.crux_sandbox import CruxSandbox
+from odoo.tests.common import _super_send
 
 TOKEN = "tok-9f3c1d2e-secret-crux-token"
 

@@ -2,8 +2,6 @@
 
 import logging
 
-from odoo.tests import BaseCase, tagged
-
 from odoo.addons.crux_tracking.crux import (
     CruxAuthError,
     CruxClient,
@@ -15,6 +13,7 @@ from odoo.addons.crux_tracking.crux import (
     CruxTransientError,
 )
 from odoo.addons.crux_tracking.crux.client import error_message_from_body
+from odoo.tests import BaseCase, tagged
 
 from .common import TOKEN, CruxSandboxMixin
 

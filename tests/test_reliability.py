@@ -244,7 +244,7 @@ class TestReliability(CruxCase):
         admin = new_test_user(self.env, "crux_admin", groups="base.group_system")
         self.assertEqual(self.company.with_user(admin).crux_api_token, TOKEN)
         # The engine still works for a stock user, who cannot read the token.
-        picking, crux = self.shipped()
+        picking, _crux = self.shipped()
         self.company.crux_auto_send = False
         picking.with_user(user).action_crux_send()
         self.assertEqual(picking.crux_state, "sent")

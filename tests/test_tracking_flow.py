@@ -136,7 +136,7 @@ class TestTrackingFlow(CruxCase):
     def test_fractional_quantity_in_sale_unit(self):
         dozen = self.env.ref("uom.product_uom_dozen")
         units = self.env.ref("uom.product_uom_unit")
-        order, crux = self.create_order([(self.product_a, 2, dozen)])
+        order, _crux = self.create_order([(self.product_a, 2, dozen)])
         picking = self.ship(order.picking_ids, [(None, {self.product_a: (18, units)}, None)])
         package = picking.crux_package_ids
         self.assertEqual(package.state, "failed")

@@ -14,15 +14,21 @@ parser.add_argument("--log", default=None, help="also write the install log here
 args = parser.parse_args()
 
 cmd = [
-    sys.executable, "-m", "odoo",
-    "-d", args.db,
-    "--addons-path", args.addons_path,
-    "-i", args.modules,
+    sys.executable,
+    "-m",
+    "odoo",
+    "-d",
+    args.db,
+    "--addons-path",
+    args.addons_path,
+    "-i",
+    args.modules,
     "--without-demo=all",
     "--stop-after-init",
     "--log-level=warn",
     "--max-cron-threads=0",
-    "--db_host", "127.0.0.1",
+    "--db_host",
+    "127.0.0.1",
 ]
 print("install:", " ".join(cmd[1:]), flush=True)
 proc = subprocess.run(cmd, capture_output=True, text=True, check=False)  # noqa: S603
@@ -31,7 +37,8 @@ if args.log:
     with open(args.log, "w") as handle:
         handle.write(log)
 bad = [
-    line for line in log.splitlines()
+    line
+    for line in log.splitlines()
     if re.search(r" (ERROR|CRITICAL) ", line)
     or (re.search(r" WARNING ", line) and "crux_tracking" in line)
 ]
