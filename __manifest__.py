@@ -22,4 +22,9 @@
         "views/delivery_carrier_views.xml",
         "views/res_config_settings_views.xml",
     ],
+    "assets": {
+        "web.assets_tests": [
+            "crux_tracking/static/tests/tours/*.js",
+        ],
+    },
 }

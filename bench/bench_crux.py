@@ -676,9 +676,8 @@ class Bench:
             ">= 0.5x",
             value / base >= 0.5,
         )
-        return jobs
 
-    def figure_e(self, ids, jobs):
+    def figure_e(self, ids):
         opts = self.opts
         n = len(ids)
         print(
@@ -686,6 +685,7 @@ class Bench:
             "(tracemalloc peak; RSS growth sampled every 5 ms)",
             flush=True,
         )
+        jobs = self.jobs(ids)
         bare, addon = [], []
         for _ in range(opts.e_repeats):
             bare.append(self.bare_loop(ids, jobs, memory=True))
@@ -794,6 +794,12 @@ class Bench:
         return "\n".join(lines)
 
 
+def timed(function, *args):
+    started = time.perf_counter()
+    function(*args)
+    print(f"    ({time.perf_counter() - started:.0f} s)", flush=True)
+
+
 def _ratio(row):
     return "-" if row.ratio is None else f"{row.ratio:.2f}x"
 
@@ -880,7 +886,7 @@ def main(argv=None):
         )
         bench.setup()
         if "a" in opts.only:
-            bench.figure_a()
+            timed(bench.figure_a)
         sets_started = time.perf_counter()
         c_sets = {}
         if "c" in opts.only:
@@ -895,16 +901,15 @@ def main(argv=None):
             flush=True,
         )
         if c_sets:
-            bench.figure_c(c_sets)
-        jobs = None
+            timed(bench.figure_c, c_sets)
         if "b" in opts.only:
-            jobs = bench.figure_b(b_set)
+            timed(bench.figure_b, b_set)
         if "e" in opts.only:
-            bench.figure_e(b_set, jobs or bench.jobs(b_set))
+            timed(bench.figure_e, b_set)
         if "d" in opts.only:
-            bench.figure_d(b_set)
+            timed(bench.figure_d, b_set)
         if opts.profile:
-            bench.profile(b_set)
+            timed(bench.profile, b_set)
     except BenchError as exc:
         print(f"\nbench: FAILED: {exc}", flush=True)
         status = 2

@@ -1,12 +1,10 @@
-from . import (
-    crux_package,
-    crux_package_line,
-    crux_request_log,
-    delivery_carrier,
-    res_company,
-    res_config_settings,
-    sale_order,
-    sale_order_line,
-    stock_picking,
-    stock_quant_package,
-)
+from . import res_company
+from . import res_config_settings
+from . import delivery_carrier
+from . import sale_order
+from . import sale_order_line
+from . import crux_request_log
+from . import crux_package
+from . import crux_package_line
+from . import stock_quant_package
+from . import stock_picking
