@@ -736,6 +736,9 @@ def run(args):
 
 def main(argv=None):
     args = parse_args(argv)
+    # Explicit handlers: Ctrl-C and SIGTERM both stop the children cleanly, even
+    # when this script was started with SIGINT ignored (e.g. in the background).
+    signal.signal(signal.SIGINT, _raise_interrupt)
     signal.signal(signal.SIGTERM, _raise_interrupt)
     try:
         return run(args)

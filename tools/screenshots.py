@@ -252,7 +252,7 @@ def take_all(browser, out):
     out.mkdir(parents=True, exist_ok=True)
     order, picking = outgoing_picking(browser, PO_1001)
     _order_2, picking_2 = outgoing_picking(browser, PO_1002)
-    form = "/odoo/action-stock.action_picking_tree_all/{}"
+    form = "/odoo/deliveries/{}"
 
     # 1. Settings: the CRUXconnect block.
     browser.goto("/odoo/action-stock.action_stock_config_settings", "#crux_connection")
@@ -268,7 +268,7 @@ def take_all(browser, out):
     browser.screenshot(out / "settings-cruxconnect.png")
 
     # 2. The sale order linked to the Crux order, with its lines' Crux line items.
-    browser.goto(f"/odoo/action-sale.action_orders/{order['id']}", ".o_form_view")
+    browser.goto(f"/odoo/orders/{order['id']}", ".o_form_view")
     browser.screenshot(out / "sale-order-crux-order.png")
 
     # 3. Validate the PO-1001 delivery in the browser (unless done) and wait for Crux.
@@ -311,7 +311,7 @@ def take_all(browser, out):
         browser.screenshot(out / "transfer-sent-notification.png")
 
     # 5. The deliveries list with its Crux Status column.
-    browser.goto("/odoo/action-stock.action_picking_tree_outgoing", ".o_list_view")
+    browser.goto("/odoo/deliveries", ".o_list_view")
     browser.screenshot(out / "transfer-list-crux-status.png")
 
     # 6. The Crux package of PO-1001: lines, payload, requests.

@@ -3,7 +3,6 @@
 import { registry } from "@web/core/registry";
 
 registry.category("web_tour.tours").add("crux_tracking_send_tour", {
-    url: "/odoo",
     steps: () => [
         {
             content: "The done transfer offers to send it to Crux",
