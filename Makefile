@@ -10,7 +10,7 @@ EXTRA_MODULES ?= sale_mrp
 PGHOST ?= 127.0.0.1
 export PGHOST
 
-.PHONY: setup test lint install-db pytest wheel-check run run-headless bench sandbox clean
+.PHONY: setup test lint install-db pytest wheel-check run run-headless bench sandbox clean addons-path
 
 setup:  ## install the project's own tools and check Odoo 18 and PostgreSQL
 	$(PYTHON) tools/check_prereqs.py
@@ -43,7 +43,10 @@ lint:
 	$(PYTHON) -m ruff format --check .
 	$(PYTHON) -m pylint --rcfile=.pylintrc-mandatory $$(git ls-files '*.py' '__manifest__.py' | grep -v '^tools/\|^sandbox/\|^bench/')
 
-test: lint install-db pytest  ## everything: lint, fresh database, whole suite
+wheel-check:  ## the add-on builds as a wheel that carries its views, data and security
+	$(PYTHON) tools/build_wheel.py
+
+test: lint wheel-check install-db pytest  ## everything: lint, wheel, fresh database, whole suite
 	@echo "test: all checks passed"
 
 sandbox:  ## the local Crux sandbox with seeded orders
