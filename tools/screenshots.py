@@ -252,7 +252,14 @@ def take_all(browser, out):
     out.mkdir(parents=True, exist_ok=True)
     order, picking = outgoing_picking(browser, PO_1001)
     _order_2, picking_2 = outgoing_picking(browser, PO_1002)
-    form = "/odoo/deliveries/{}"
+    # menu_id: the deliveries action is in no menu, so name the app to show its menu bar.
+    menu = browser.call(
+        "ir.model.data",
+        "search_read",
+        [[["module", "=", "stock"], ["name", "=", "menu_stock_root"]]],
+        {"fields": ["res_id"]},
+    )[0]["res_id"]
+    form = f"/odoo/deliveries/{{}}?menu_id={menu}"
 
     # 1. Settings: the CRUXconnect block.
     browser.goto("/odoo/action-stock.action_stock_config_settings", "#crux_connection")
@@ -311,7 +318,7 @@ def take_all(browser, out):
         browser.screenshot(out / "transfer-sent-notification.png")
 
     # 5. The deliveries list with its Crux Status column.
-    browser.goto("/odoo/deliveries", ".o_list_view")
+    browser.goto(f"/odoo/deliveries?menu_id={menu}", ".o_list_view")
     browser.screenshot(out / "transfer-list-crux-status.png")
 
     # 6. The Crux package of PO-1001: lines, payload, requests.
