@@ -29,7 +29,10 @@ shutil.rmtree(WORK, ignore_errors=True)
 shutil.rmtree(DIST, ignore_errors=True)
 files = subprocess.run(
     ["git", "ls-files", "--cached", "--others", "--exclude-standard"],  # noqa: S607
-    cwd=ROOT, capture_output=True, text=True, check=True,
+    cwd=ROOT,
+    capture_output=True,
+    text=True,
+    check=True,
 ).stdout.split()
 for name in files:
     if os.path.isfile(os.path.join(ROOT, name)):
@@ -41,7 +44,8 @@ for args in (["init", "-q"], ["add", "-A"], ["commit", "-q", "-m", "wheel source
     subprocess.run(git + args, cwd=SOURCE, check=True, capture_output=True)  # noqa: S603
 subprocess.run(  # noqa: S603
     [sys.executable, "-m", "build", "--wheel", "--no-isolation", "--outdir", DIST, SOURCE],
-    check=True, capture_output=True,
+    check=True,
+    capture_output=True,
 )
 wheels = glob.glob(os.path.join(DIST, "odoo_addon_crux_tracking-18.0.*.whl"))
 if len(wheels) != 1:
