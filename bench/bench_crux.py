@@ -31,6 +31,7 @@ import shutil
 import statistics
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 import tracemalloc
@@ -51,6 +52,8 @@ from odoo.tools import config
 ROOT = Path(__file__).resolve().parent.parent
 MODULE = "crux_tracking"
 DB_HOST = "127.0.0.1"
+#: Packages the engine claims at once (crux_package.BATCH_SIZE); the warm-up set's size.
+BATCH = 50
 #: Quantity of every sandbox order line: posting the same payloads again never runs out.
 UNLIMITED = 10**9
 
@@ -59,9 +62,9 @@ FULL = {
     "per_picking": 10,
     "lines": 5,
     "repeats": 3,
-    "a_repeats": 5,
-    "c_packages": 100,
-    "d_repeats": 2,
+    "a_repeats": 6,
+    "c_packages": 50,
+    "d_repeats": 1,
     "e_repeats": 1,
 }
 QUICK = {
@@ -99,16 +102,18 @@ def odoo_env(registry, uid=SUPERUSER_ID):
 
 
 class MemoryProbe:
-    """Peak of Python allocations (tracemalloc) and of the RSS growth (sampled) in a block."""
+    """Peak RSS growth (sampled every 5 ms) of a block, and its tracemalloc peak if asked."""
 
     interval = 0.005
 
-    def __init__(self):
+    def __init__(self, trace=False):
+        self.trace = trace
         self.process = psutil.Process()
         self.peak = 0
         self.rss_delta = 0
         self._rss0 = 0
         self._rss_peak = 0
+        self._traced0 = 0
         self._stop = threading.Event()
         self._thread = None
 
@@ -121,17 +126,18 @@ class MemoryProbe:
         self._rss0 = self._rss_peak = self.process.memory_info().rss
         self._thread = threading.Thread(target=self._sample, name="bench-rss", daemon=True)
         self._thread.start()
-        tracemalloc.start()
-        self._traced0 = tracemalloc.get_traced_memory()[0]
+        if self.trace:
+            tracemalloc.start()
+            self._traced0 = tracemalloc.get_traced_memory()[0]
         return self
 
     def __exit__(self, *exc_info):
-        _current, peak = tracemalloc.get_traced_memory()
-        tracemalloc.stop()
+        if self.trace:
+            self.peak = tracemalloc.get_traced_memory()[1] - self._traced0
+            tracemalloc.stop()
         self._stop.set()
         self._thread.join()
         self._rss_peak = max(self._rss_peak, self.process.memory_info().rss)
-        self.peak = peak - self._traced0
         self.rss_delta = self._rss_peak - self._rss0
 
 
@@ -166,7 +172,51 @@ class Row:
     verdict: str
 
 
+def post_loop(url, token, jobs):
+    """Post (order_uuid, payload) jobs one after the other with a bare requests.Session.
+
+    :return: seconds taken
+    """
+    headers = {
+        "Authorization": f"Token {token}",
+        "Accept": "application/json",
+        "Content-Type": "application/json; charset=utf-8",
+    }
+    with requests.Session() as session:
+        started = time.perf_counter()
+        for order_uuid, payload in jobs:
+            response = session.post(
+                f"{url}/timp/orders/tracking/{order_uuid}/",
+                data=json.dumps(payload),
+                headers=headers,
+                timeout=30,
+            )
+            if response.status_code != 201 or not response.json().get("package_uuid"):
+                raise BenchError(f"bare loop: {response.status_code} {response.text[:300]}")
+        return time.perf_counter() - started
+
+
 # --------------------------------------------------------------------------- database
+
+
+def odoo_config(db, addons_path):
+    config.parse_config(
+        [
+            "--database",
+            db,
+            "--addons-path",
+            addons_path,
+            "--db_host",
+            DB_HOST,
+            "--log-level",
+            "warn",
+            "--max-cron-threads",
+            "0",
+            "--without-demo",
+            "all",
+        ],
+        setup_logging=True,
+    )
 
 
 def addons_path_default():
@@ -240,6 +290,8 @@ class Bench:
         self.tag = secrets.token_hex(3).upper()  # keeps tracking numbers unique per run
         self.rows = []
         self.failures = []
+        self.warm_ids = []
+        self.warm = False
 
     # ---------------------------------------------------------------- data
 
@@ -506,64 +558,93 @@ class Bench:
             )
         return duplicates
 
-    def drain(self, ids, concurrency, delay=0.0, profiler=None, memory=False):
-        """Time the add-on's engine sending these packages (``_crux_send_due``, cron path)."""
-        self.queue_only(ids, concurrency)
-        self.sandbox.delay = delay
-        before = len(self.sandbox.packages())
-        probe = MemoryProbe() if memory else contextlib.nullcontext()
-        gc.collect()
-        try:
-            with odoo_env(self.registry) as env:
-                queries0 = sql_db.sql_counter
-                started = time.perf_counter()
-                with probe, profiler or contextlib.nullcontext():
-                    stats = env["crux.package"]._crux_send_due()
-                seconds = time.perf_counter() - started
-                queries = sql_db.sql_counter - queries0
-        finally:
-            self.sandbox.delay = 0.0
+    def verify_sent(self, ids, before, what, stats=None):
+        """All these packages are sent, each posted exactly once since ``before``."""
         with odoo_env(self.registry) as env:
             env.cr.execute(
                 "SELECT state, COUNT(*) FROM crux_package WHERE id = ANY(%s) GROUP BY state",
                 [ids],
             )
             states = dict(env.cr.fetchall())
-        if states != {"sent": len(ids)} or stats.get("sent") != len(ids):
-            raise BenchError(f"drain of {len(ids)} packages: states {states}, stats {dict(stats)}")
+        if states != {"sent": len(ids)} or (stats is not None and stats.get("sent") != len(ids)):
+            raise BenchError(f"{what} of {len(ids)} packages: states {states}, stats {stats}")
+        return self.check_posted(ids, before, what)
+
+    def warm_up(self):
+        """Drain the warm-up set once: the first drain of a process fills the caches."""
+        if not self.warm:
+            self.drain(self.warm_ids, concurrency=1)
+            self.warm = True
+
+    def drain(self, ids, concurrency, delay=0.0, profiler=None):
+        """Time the add-on's engine sending these packages (``_crux_send_due``, cron path)."""
+        self.queue_only(ids, concurrency)
+        self.sandbox.delay = delay
+        before = len(self.sandbox.packages())
+        gc.collect()
+        try:
+            with odoo_env(self.registry) as env:
+                queries0 = sql_db.sql_counter
+                started = time.perf_counter()
+                with profiler or contextlib.nullcontext():
+                    stats = env["crux.package"]._crux_send_due()
+                seconds = time.perf_counter() - started
+                queries = sql_db.sql_counter - queries0
+        finally:
+            self.sandbox.delay = 0.0
         run = Run(seconds, len(ids), queries=queries, stats=dict(stats))
-        run.duplicates = self.check_posted(ids, before, "add-on drain")
-        if memory:
-            run.peak, run.rss_delta = probe.peak, probe.rss_delta
+        run.duplicates = self.verify_sent(ids, before, "add-on drain", dict(stats))
         return run
 
-    def bare_loop(self, ids, jobs, memory=False):
+    def bare_loop(self, ids, jobs):
         """The same payloads posted one after the other with a bare requests.Session."""
         before = len(self.sandbox.packages())
-        headers = {
-            "Authorization": f"Token {self.sandbox.token}",
-            "Accept": "application/json",
-            "Content-Type": "application/json; charset=utf-8",
-        }
-        probe = MemoryProbe() if memory else contextlib.nullcontext()
         gc.collect()
-        with requests.Session() as session:
-            started = time.perf_counter()
-            with probe:
-                for order_uuid, payload in jobs:
-                    response = session.post(
-                        f"{self.sandbox.url}/timp/orders/tracking/{order_uuid}/",
-                        data=json.dumps(payload),
-                        headers=headers,
-                        timeout=30,
-                    )
-                    if response.status_code != 201 or not response.json().get("package_uuid"):
-                        raise BenchError(f"bare loop: {response.status_code} {response.text}")
-            seconds = time.perf_counter() - started
+        seconds = post_loop(self.sandbox.url, self.sandbox.token, jobs)
         run = Run(seconds, len(jobs))
         run.duplicates = self.check_posted(ids, before, "bare loop")
-        if memory:
-            run.peak, run.rss_delta = probe.peak, probe.rss_delta
+        return run
+
+    def in_child(self, spec):
+        """Run one measurement in a fresh process (see child_main); return its result dict."""
+        spec = dict(spec, url=self.sandbox.url, token=self.sandbox.token, trace=self.opts.trace)
+        with tempfile.TemporaryDirectory(prefix="crux-bench-") as tmp:
+            path = Path(tmp) / "spec.json"
+            path.write_text(json.dumps(spec))
+            proc = subprocess.run(  # noqa: S603 - this very script, fixed arguments
+                [sys.executable, str(Path(__file__).resolve()), "--child", str(path)],
+                capture_output=True,
+                text=True,
+                check=False,
+            )
+        if proc.returncode:
+            raise BenchError(f"child {spec['mode']} failed:\n{proc.stderr[-3000:]}")
+        return json.loads(proc.stdout.strip().splitlines()[-1])
+
+    def child_drain(self, ids):
+        """The drain of (b) in a fresh process: its memory, without the sandbox's."""
+        self.queue_only(self.warm_ids + ids, concurrency=1)
+        before = len(self.sandbox.packages())
+        result = self.in_child(
+            {
+                "mode": "drain",
+                "db": self.opts.db,
+                "addons_path": self.opts.addons_path,
+                "warm_ids": self.warm_ids,
+            }
+        )
+        run = Run(result["seconds"], len(ids), peak=result["peak"], rss_delta=result["rss"])
+        run.duplicates = self.verify_sent(self.warm_ids + ids, before, "add-on drain (child)")
+        return run
+
+    def child_bare(self, ids, jobs):
+        """The bare loop of (b) in a fresh process."""
+        before = len(self.sandbox.packages())
+        result = self.in_child(
+            {"mode": "bare", "jobs": jobs, "warm_jobs": self.jobs(self.warm_ids)}
+        )
+        run = Run(result["seconds"], len(jobs), peak=result["peak"], rss_delta=result["rss"])
+        run.duplicates = self.check_posted(self.warm_ids + ids, before, "bare loop (child)")
         return run
 
     # ---------------------------------------------------------------- figures
@@ -577,38 +658,50 @@ class Bench:
         )
         self.sandbox.delay = opts.a_delay
         requests_before = len(self.sandbox.requests)
-        times = {False: [], True: []}
+        runs = {False: [], True: []}  # (wall s, CPU s of this process, SQL queries)
         queued = {False: set(), True: set()}
+        # OFF, ON, then ON, OFF, OFF, ON, ... so that a drift favours neither side;
+        # the first two validations warm the caches up and are not counted.
+        order = [False, True] + [
+            auto for index in range(opts.a_repeats) for auto in ((index % 2 == 1), (index % 2 == 0))
+        ]
         try:
-            # The first pair warms the caches up and is not counted.
-            for index, auto in enumerate([False, True] * (opts.a_repeats + 1)):
+            for index, auto in enumerate(order):
                 with odoo_env(self.registry) as env:
                     env.company.crux_auto_send = auto
                     picking_id = self.make_delivery(env, opts.a_lines, opts.a_packs).id
                 gc.collect()
                 with odoo_env(self.registry, uid=self.admin_id) as env:
                     picking = env["stock.picking"].browse(picking_id)
+                    queries0 = sql_db.sql_counter
+                    cpu0 = time.process_time()
                     started = time.perf_counter()
                     self.validate(picking)
                     env.cr.commit()
                     seconds = time.perf_counter() - started
+                    cpu = time.process_time() - cpu0
+                    queries = sql_db.sql_counter - queries0
                     states = picking.crux_package_ids.mapped("state")
                 if index >= 2:
-                    times[auto].append(seconds)
+                    runs[auto].append((seconds, cpu, queries))
                     queued[auto].add(states.count("to_send"))
         finally:
             self.sandbox.delay = 0.0
             with odoo_env(self.registry) as env:
                 env.company.crux_auto_send = False
         calls = len(self.sandbox.requests) - requests_before
-        print(f"    OFF: {fmt_runs(times[False], 's')}; packages queued {sorted(queued[False])}")
-        print(f"    ON : {fmt_runs(times[True], 's')}; packages queued {sorted(queued[True])}")
+        for auto, name in ((False, "OFF"), (True, "ON ")):
+            wall, cpu, queries = zip(*runs[auto], strict=True)
+            print(
+                f"    {name}: {fmt_runs(wall, 's')} (CPU {median(cpu):.3f} s, "
+                f"{median(queries):.0f} queries); packages queued {sorted(queued[auto])}"
+            )
         print(f"    requests to Crux during the validations: {calls}")
         if queued[True] != {opts.a_packs} or queued[False] != {0}:
             raise BenchError(f"(a) unexpected queued packages: {queued}")
         if calls:
             raise BenchError(f"(a) the validations called Crux {calls} time(s)")
-        off, on = median(times[False]), median(times[True])
+        off, on = (median([run[0] for run in runs[auto]]) for auto in (False, True))
         ratio = on / off
         self.add(
             f"(a) validate {opts.a_lines} lines/{opts.a_packs} pkgs, Crux +{opts.a_delay:g} s",
@@ -626,8 +719,7 @@ class Bench:
             "concurrency 1, every cursor counted)",
             flush=True,
         )
-        # Warm-up: the first drain of the process fills the registry's caches.
-        self.drain(sets[opts.c_sizes[0]], concurrency=1)
+        self.warm_up()
         per_package = {}
         for size in opts.c_sizes:
             runs = [self.drain(sets[size], concurrency=1) for _ in range(opts.repeats)]
@@ -659,7 +751,9 @@ class Bench:
             "concurrency 1, vs a bare requests.Session loop (sequential)",
             flush=True,
         )
+        self.warm_up()
         jobs = self.jobs(ids)
+        post_loop(self.sandbox.url, self.sandbox.token, self.jobs(self.warm_ids))  # warm-up
         bare, addon = [], []
         for _ in range(opts.repeats):
             bare.append(self.bare_loop(ids, jobs))
@@ -680,40 +774,39 @@ class Bench:
     def figure_e(self, ids):
         opts = self.opts
         n = len(ids)
+        what = "RSS growth" + (" and tracemalloc peak" if opts.trace else "")
         print(
-            "\n(e) peak memory of the drain in (b) vs the bare loop "
-            "(tracemalloc peak; RSS growth sampled every 5 ms)",
+            f"\n(e) peak memory of the drain in (b) vs the bare loop: {what} of each, run in a "
+            "fresh process of its own after a warm-up (the sandbox stays in this one)",
             flush=True,
         )
         jobs = self.jobs(ids)
         bare, addon = [], []
         for _ in range(opts.e_repeats):
-            bare.append(self.bare_loop(ids, jobs, memory=True))
-            addon.append(self.drain(ids, concurrency=1, memory=True))
+            bare.append(self.child_bare(ids, jobs))
+            addon.append(self.child_drain(ids))
         mib = 1024 * 1024
         for name, runs in (("bare  ", bare), ("add-on", addon)):
+            rss = fmt_runs([r.rss_delta / mib for r in runs], "MiB", 2)
+            traced = f"; tracemalloc peak {fmt_runs([r.peak / mib for r in runs], 'MiB', 2)}"
             print(
-                f"    {name}: tracemalloc peak {fmt_runs([r.peak / mib for r in runs], 'MiB', 2)};"
-                f" RSS growth {fmt_runs([r.rss_delta / mib for r in runs], 'MiB', 2)}"
+                f"    {name}: peak RSS growth {rss}{traced if opts.trace else ''}"
+                f" ({fmt_runs([r.rate for r in runs], 'pkg/s', 1)})"
             )
-        base, value = median([r.peak for r in bare]), median([r.peak for r in addon])
-        self.add(
-            f"(e) peak Python memory, drain of {n} (tracemalloc)",
-            f"bare {base / mib:.2f} MiB",
-            f"{value / mib:.2f} MiB",
-            value / base,
-            "none (info)",
-            None,
-        )
-        base, value = median([r.rss_delta for r in bare]), median([r.rss_delta for r in addon])
-        self.add(
-            f"(e) RSS growth, drain of {n}",
-            f"bare {base / mib:.2f} MiB",
-            f"{value / mib:.2f} MiB",
-            value / base if base > 0 else None,
-            "none (info)",
-            None,
-        )
+        metrics = [("rss_delta", "peak RSS growth")]
+        if opts.trace:
+            metrics.append(("peak", "tracemalloc peak"))
+        for attribute, label in metrics:
+            base = median([getattr(r, attribute) for r in bare])
+            value = median([getattr(r, attribute) for r in addon])
+            self.add(
+                f"(e) {label}, drain of {n} (own process)",
+                f"bare {base / mib:.2f} MiB",
+                f"{value / mib:.2f} MiB",
+                value / base if base > 0 else None,
+                "none (info)",
+                None,
+            )
 
     def figure_d(self, ids):
         opts = self.opts
@@ -723,6 +816,7 @@ class Bench:
             f"crux_concurrency {opts.concurrency} vs 1",
             flush=True,
         )
+        self.warm_up()
         sequential, parallel = [], []
         for _ in range(opts.d_repeats):
             sequential.append(self.drain(ids, concurrency=1, delay=opts.d_delay))
@@ -757,17 +851,34 @@ class Bench:
         )
 
     def profile(self, ids):
-        """cProfile of one drain as in (b), then the top entries."""
-        profiler = cProfile.Profile()
-        run = self.drain(ids, concurrency=1, profiler=profiler)
-        print(f"\nprofile: drain of {run.count} packages at concurrency 1, {run.rate:.1f} pkg/s")
-        for sort in ("cumulative", "tottime"):
-            out = io.StringIO()
-            stats = pstats.Stats(profiler, stream=out)
-            stats.sort_stats(sort).print_stats(self.opts.profile_top)
-            text = out.getvalue()
-            print(f"--- top {self.opts.profile_top} by {sort}")
-            print(text[text.find("   ncalls") :].rstrip())
+        """cProfile of one drain as in (b) and one as in (d): where the engine's time goes."""
+        opts = self.opts
+        for title, concurrency, delay, top in (
+            ("(b)", 1, 0.0, opts.profile_top),
+            ("(d)", opts.concurrency, opts.d_delay, 0),
+        ):
+            profiler = cProfile.Profile()
+            run = self.drain(ids, concurrency=concurrency, delay=delay, profiler=profiler)
+            stats = pstats.Stats(profiler)
+            print(
+                f"\nprofile {title}: drain of {run.count} packages, concurrency {concurrency}, "
+                f"sandbox delay {delay * 1000:g} ms: {run.rate:.1f} pkg/s under cProfile, "
+                f"{run.queries_per_package:.2f} queries/package; cumulative time per step "
+                "(main thread; steps nest):"
+            )
+            total = sum(
+                entry[3] for key, entry in stats.stats.items() if key[2] == "_crux_send_due"
+            )
+            for label, seconds, calls in engine_breakdown(stats):
+                share = 100 * seconds / total if total else 0
+                print(f"    {label:<44} {seconds:8.2f} s {share:5.1f} %  {calls:>6} calls")
+            if top:
+                for sort in ("cumulative", "tottime"):
+                    out = io.StringIO()
+                    pstats.Stats(profiler, stream=out).sort_stats(sort).print_stats(top)
+                    text = out.getvalue()
+                    print(f"--- top {top} by {sort}")
+                    print(text[text.find("   ncalls") :].rstrip())
 
     # ---------------------------------------------------------------- report
 
@@ -792,6 +903,47 @@ class Bench:
             if index == 0:
                 lines.append("-+-".join("-" * width for width in widths))
         return "\n".join(lines)
+
+
+#: (label, file name part or None, function name) of the steps the profile summary shows.
+ENGINE_STEPS = (
+    ("whole drain (_crux_send_due)", "crux_tracking", "_crux_send_due"),
+    ("claim batches (_crux_claim)", "crux_tracking", "_crux_claim"),
+    ("plain-data jobs (_crux_jobs)", "crux_tracking", "_crux_jobs"),
+    ("HTTP to Crux (_exchange_all)", "crux_tracking", "_exchange_all"),
+    (
+        "record with retries (_crux_record_with_retries)",
+        "crux_tracking",
+        "_crux_record_with_retries",
+    ),
+    ("  request log, own cursor (_crux_store)", "crux_tracking", "_crux_store"),
+    ("  record outcome (_crux_record)", "crux_tracking", "_crux_record"),
+    ("    chatter (_crux_notify_sent)", "crux_tracking", "_crux_notify_sent"),
+    ("      message_post", "mail_thread.py", "message_post"),
+    ("all commits (Cursor.commit: flush + COMMIT)", "sql_db.py", "commit"),
+    (
+        "all SQL (psycopg2 execute)",
+        None,
+        "<method 'execute' of 'psycopg2.extensions.cursor' objects>",
+    ),
+)
+
+
+def engine_breakdown(stats):
+    """(label, cumulative seconds, calls) of ENGINE_STEPS found in a pstats.Stats."""
+    rows = []
+    for label, file_part, name in ENGINE_STEPS:
+        found = [
+            entry
+            for (filename, _line, function), entry in stats.stats.items()
+            if function == name and (file_part is None or file_part in filename)
+        ]
+        if found:
+            # The outermost entry of a function that calls itself or is wrapped has the
+            # largest cumulative time; do not add nested ones up.
+            entry = max(found, key=lambda entry: entry[3])
+            rows.append((label, entry[3], entry[1]))
+    return rows
 
 
 def timed(function, *args):
@@ -830,6 +982,10 @@ def parse_args(argv=None):
     parser.add_argument("--e-repeats", type=int, help="runs per side in (e)")
     parser.add_argument("--concurrency", type=int, default=16, help="crux_concurrency in (d)")
     parser.add_argument("--only", default="a,b,c,d,e", help="figures to measure, e.g. --only b,e")
+    parser.add_argument(
+        "--trace", action="store_true", help="(e): tracemalloc peak too (slows that drain)"
+    )
+    parser.add_argument("--child", help=argparse.SUPPRESS)
     parser.add_argument("--profile", action="store_true", help="cProfile one drain as in (b)")
     parser.add_argument("--profile-top", type=int, default=25)
     parser.add_argument(
@@ -844,31 +1000,38 @@ def parse_args(argv=None):
     return opts
 
 
+def child_main(spec_path):
+    """One memory measurement of (e), alone in this process; prints a JSON line."""
+    spec = json.loads(Path(spec_path).read_text())
+    if spec["mode"] == "bare":
+        jobs = [tuple(job) for job in spec["jobs"]]
+        post_loop(spec["url"], spec["token"], spec["warm_jobs"])
+        with MemoryProbe(trace=spec["trace"]) as probe:
+            seconds = post_loop(spec["url"], spec["token"], jobs)
+    else:
+        odoo_config(spec["db"], spec["addons_path"])
+        registry = Registry(spec["db"])
+        with odoo_env(registry) as env:
+            env["crux.package"]._crux_send_due(package_ids=spec["warm_ids"])
+        with odoo_env(registry) as env, MemoryProbe(trace=spec["trace"]) as probe:
+            started = time.perf_counter()
+            env["crux.package"]._crux_send_due()
+            seconds = time.perf_counter() - started
+    print(json.dumps({"seconds": seconds, "rss": probe.rss_delta, "peak": probe.peak}))
+    return 0
+
+
 def main(argv=None):
     opts = parse_args(argv)
+    if opts.child:
+        return child_main(opts.child)
     started = time.perf_counter()
-    addons_path = opts.addons_path or addons_path_default()
-    config.parse_config(
-        [
-            "--database",
-            opts.db,
-            "--addons-path",
-            addons_path,
-            "--db_host",
-            DB_HOST,
-            "--log-level",
-            "warn",
-            "--max-cron-threads",
-            "0",
-            "--without-demo",
-            "all",
-        ],
-        setup_logging=True,
-    )
+    opts.addons_path = opts.addons_path or addons_path_default()
+    odoo_config(opts.db, opts.addons_path)
     if opts.reuse_db and module_installed(opts.db):
         print(f"bench: reusing database {opts.db}", flush=True)
     else:
-        seconds = install_db(opts.db, addons_path)
+        seconds = install_db(opts.db, opts.addons_path)
         print(f"bench: database {opts.db} installed in {seconds:.0f} s", flush=True)
 
     from odoo.addons.crux_tracking.sandbox.crux_sandbox import CruxSandbox
@@ -888,6 +1051,7 @@ def main(argv=None):
         if "a" in opts.only:
             timed(bench.figure_a)
         sets_started = time.perf_counter()
+        bench.warm_ids = bench.build_set("W", opts.lines, BATCH, opts.per_picking)
         c_sets = {}
         if "c" in opts.only:
             for size in opts.c_sizes:
@@ -895,9 +1059,9 @@ def main(argv=None):
         b_set = []
         if opts.only & {"b", "d", "e"} or opts.profile:
             b_set = bench.build_set("B", opts.lines, opts.packages, opts.per_picking)
+        count = len(bench.warm_ids) + len(b_set) + sum(map(len, c_sets.values()))
         print(
-            f"\nbench: {len(b_set) + sum(map(len, c_sets.values()))} packages created in "
-            f"{time.perf_counter() - sets_started:.0f} s",
+            f"\nbench: {count} packages created in {time.perf_counter() - sets_started:.0f} s",
             flush=True,
         )
         if c_sets:
@@ -909,6 +1073,7 @@ def main(argv=None):
         if "d" in opts.only:
             timed(bench.figure_d, b_set)
         if opts.profile:
+            bench.warm_up()
             timed(bench.profile, b_set)
     except BenchError as exc:
         print(f"\nbench: FAILED: {exc}", flush=True)

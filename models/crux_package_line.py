@@ -1,4 +1,4 @@
-from odoo import fields, models
+from odoo import api, fields, models
 
 
 class CruxPackageLine(models.Model):
@@ -12,3 +12,9 @@ class CruxPackageLine(models.Model):
     line_item_uuid = fields.Char(string="Crux Line Item")
     quantity = fields.Integer(string="Quantity Shipped")
     sku_cost = fields.Float(string="SKU Cost", digits=(16, 2))
+
+    @api.depends("sale_line_id.product_id", "quantity")
+    def _compute_display_name(self):
+        for line in self:
+            product = line.sale_line_id.product_id.display_name or line.line_item_uuid or ""
+            line.display_name = f"{product} x {line.quantity}"

@@ -191,6 +191,26 @@ class StockPicking(models.Model):
             to_send = pending.filtered(lambda p: p.state == "to_send").ids
         self.env["crux.package"]._crux_send_due(package_ids=to_send)
         self.env.invalidate_all()
+        # Read the outcome on a fresh cursor: this request's transaction took
+        # its snapshot before the sending cursors committed, and would still
+        # see the packages as they were.
+        with self.env.registry.cursor() as cr:
+            problems, uuids = self.with_env(self.env(cr=cr))._crux_send_result()
+        if problems:
+            raise UserError("\n".join(problems))
+        return {
+            "type": "ir.actions.client",
+            "tag": "display_notification",
+            "params": {
+                "type": "success",
+                "title": self.env._("Sent to Crux"),
+                "message": self.env._("Crux package_uuid: %(uuids)s", uuids=uuids or "-"),
+                "next": {"type": "ir.actions.client", "tag": "soft_reload"},
+            },
+        }
+
+    def _crux_send_result(self):
+        """What a person is told after sending: (problem messages, package_uuids)."""
         problems = []
         for package in self.crux_package_ids:
             if package.state == "waiting":
@@ -211,19 +231,8 @@ class StockPicking(models.Model):
                         error=package.last_error,
                     )
                 )
-        if problems:
-            raise UserError("\n".join(problems))
         uuids = ", ".join(self.crux_package_ids.filtered("package_uuid").mapped("package_uuid"))
-        return {
-            "type": "ir.actions.client",
-            "tag": "display_notification",
-            "params": {
-                "type": "success",
-                "title": self.env._("Sent to Crux"),
-                "message": self.env._("Crux package_uuid: %(uuids)s", uuids=uuids or "-"),
-                "next": {"type": "ir.actions.client", "tag": "soft_reload"},
-            },
-        }
+        return problems, uuids
 
     def action_crux_retry(self):
         """Retry failed Crux packages (after the cause was fixed)."""

@@ -9,6 +9,7 @@ import time
 
 from odoo import SUPERUSER_ID, api
 from odoo.addons.crux_tracking.models.crux_package import LOCK_NAMESPACE
+from odoo.exceptions import UserError
 from odoo.modules.registry import Registry
 from odoo.tests import BaseCase, tagged
 from odoo.tests.common import get_db_name
@@ -109,7 +110,13 @@ class TestConcurrency(CruxSandboxMixin, BaseCase):
             return
         cr, env = self.env_cursor()
         with cr:
-            env["stock.picking"].browse(self.picking_id).unlink()
+            picking = env["stock.picking"].browse(self.picking_id)
+            if picking.state == "done":
+                # A done delivery cannot be deleted; leave it, sent, in the
+                # throw-away database.
+                env.company.write(self.saved_company)
+                return
+            picking.unlink()
             env["stock.quant.package"].browse(self.quant_package_ids).unlink()
             env.company.write(self.saved_company)
 
@@ -138,6 +145,66 @@ class TestConcurrency(CruxSandboxMixin, BaseCase):
                 self.stats.append(env["crux.package"]._crux_send_due())
         except Exception as exc:  # reported by the test thread
             errors.append(exc)
+
+    def done_linked_transfer(self):
+        """Commit a validated delivery of a Crux-linked order (automatic sending off)."""
+        crux = self.sandbox.add_order(lines=[{"sku_id": "BTN-1", "quantity": 3}])
+        cr, env = self.env_cursor()
+        with cr:
+            company = env.company
+            self.saved_company = {
+                f: company[f]
+                for f in ("crux_environment", "crux_api_url", "crux_api_token", "crux_auto_send")
+            }
+            company.write(
+                {
+                    "crux_environment": "custom",
+                    "crux_api_url": self.sandbox.url,
+                    "crux_api_token": TOKEN,
+                    "crux_auto_send": False,
+                }
+            )
+            product = env["product.product"].create(
+                {"name": "Button Mug", "default_code": "BTN-1", "is_storable": True}
+            )
+            warehouse = env["stock.warehouse"].search([("company_id", "=", company.id)], limit=1)
+            env["stock.quant"]._update_available_quantity(product, warehouse.lot_stock_id, 3)
+            order = env["sale.order"].create(
+                {
+                    "partner_id": env["res.partner"].create({"name": "Button Customer"}).id,
+                    "crux_order_uuid": crux["order_uuid"],
+                    "order_line": [(0, 0, {"product_id": product.id, "product_uom_qty": 3})],
+                }
+            )
+            order.action_confirm()
+            order.order_line.crux_line_item_uuid = crux["line_items"][0]["line_item_uuid"]
+            picking = order.picking_ids
+            picking.move_ids.quantity = 3
+            picking.move_ids.picked = True
+            picking.carrier_tracking_ref = "BTN-TRACK"
+            picking.button_validate()
+            self.picking_id = picking.id
+            self.quant_package_ids = []
+        return crux
+
+    def press_send(self):
+        """Press the button the way a request does: its snapshot predates the sending."""
+        cr, env = self.env_cursor()
+        with cr:
+            picking = env["stock.picking"].browse(self.picking_id)
+            self.assertEqual(picking.state, "done")  # the request's snapshot starts here
+            return picking.action_crux_send()
+
+    def test_button_reports_the_outcome_it_just_committed(self):
+        crux = self.done_linked_transfer()
+        self.sandbox.inject(422)
+        with self.assertRaisesRegex(UserError, "422"):
+            self.press_send()
+        action = self.press_send()
+        stored = [p for p in self.sandbox.packages() if p["order_uuid"] == crux["order_uuid"]]
+        self.assertEqual(len(stored), 1)
+        self.assertEqual(action["params"]["type"], "success")
+        self.assertIn(stored[0]["package_uuid"], action["params"]["message"])
 
     def test_two_runs_at_once_send_each_package_once(self):
         order = self.queue_packages(200)

@@ -40,7 +40,8 @@ bad = [
     line
     for line in log.splitlines()
     if re.search(r" (ERROR|CRITICAL) ", line)
-    or (re.search(r" WARNING ", line) and "crux_tracking" in line)
+    # The database name is on every line: look for the module in the rest.
+    or (re.search(r" WARNING ", line) and "crux_tracking" in line.replace(args.db, ""))
 ]
 if proc.returncode or bad:
     sys.stderr.write(log[-6000:] if not bad else "\n".join(bad) + "\n")
