@@ -413,3 +413,19 @@ class TestTrackingFlow(CruxCase):
         self.assertIn({"attribute_name": "channel", "attribute_value": "crux"}, attributes)
         with self.assertRaisesRegex(ValidationError, "Default Package Attributes"):
             self.company.crux_default_attributes = "no equal sign"
+
+    def test_settings_test_connection(self):
+        settings = self.env["res.config.settings"].create({})
+        self.assertEqual(settings.crux_api_url, self.sandbox.url)
+        action = settings.action_crux_test_connection()
+        self.assertEqual(action["params"]["type"], "success")
+        self.assertEqual([r["status"] for r in self.api_requests()], [404])
+        self.company.crux_api_token = "wrong-token"
+        with self.assertRaisesRegex(UserError, "refused the token"):
+            settings.action_crux_test_connection()
+        self.company.crux_api_url = "http://127.0.0.1:9"
+        with self.assertRaisesRegex(UserError, "Could not talk to Crux"):
+            settings.action_crux_test_connection()
+        self.company.crux_api_token = False
+        with self.assertRaisesRegex(UserError, "no Crux API token"):
+            settings.action_crux_test_connection()
