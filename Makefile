@@ -61,3 +61,6 @@ run: $(MODULE_LINK)  ## try it: Crux sandbox + demo database + Odoo on http://12
 
 run-headless: $(MODULE_LINK)  ## the demo without a browser: validate over JSON-RPC, check the package_uuid
 	$(PYTHON) tools/demo.py --headless --addons-path "$$($(PYTHON) tools/odoo_addons_path.py $(ADDONS_DIR))" $(DEMO_ARGS)
+
+bench: $(MODULE_LINK)  ## benchmark against the local Crux sandbox, own database (BENCH_ARGS=--quick: smoke run)
+	$(PYTHON) bench/bench_crux.py --db crux_tracking_bench --addons-path "$$($(PYTHON) tools/odoo_addons_path.py $(ADDONS_DIR))" $(BENCH_ARGS)

@@ -62,7 +62,7 @@ FULL = {
     "per_picking": 10,
     "lines": 5,
     "repeats": 3,
-    "a_repeats": 6,
+    "a_repeats": 8,
     "c_packages": 50,
     "d_repeats": 1,
     "e_repeats": 1,
@@ -72,7 +72,7 @@ QUICK = {
     "per_picking": 10,
     "lines": 5,
     "repeats": 2,
-    "a_repeats": 2,
+    "a_repeats": 3,
     "c_packages": 20,
     "d_repeats": 1,
     "e_repeats": 1,
@@ -736,8 +736,8 @@ class Bench:
             value = per_package[size]
             self.add(
                 f"(c) SQL queries/sent package, {size} vs {base_size} line(s)",
-                f"{base:.2f} q",
-                f"{value:.2f} q",
+                f"{base_size} line(s) {base:.2f} q",
+                f"{size} lines {value:.2f} q",
                 value / base,
                 f"<= +{opts.c_slack:g} q",
                 value - base <= opts.c_slack,
