@@ -10,8 +10,8 @@ It works on a throw-away database of its own (created with tools/install_db.py,
 with real cursors and commits) and an in-process CruxSandbox on a free
 loopback port: no traffic leaves 127.0.0.1. See bench/README.md.
 
-    make bench                        # full run (about 6 to 8 minutes on 2 cores)
-    make bench BENCH_ARGS=--quick     # smoke run (about 3 minutes, install included)
+    make bench                        # full run: about 7.5 minutes on 2 cores, install included
+    make bench BENCH_ARGS=--quick     # smoke run: about 3 minutes
     python3 bench/bench_crux.py --help
 """
 
@@ -41,6 +41,7 @@ from pathlib import Path
 
 import psutil
 import psycopg2
+import psycopg2.sql
 import requests
 
 import odoo
@@ -254,7 +255,11 @@ def drop_db(db):
     conn.autocommit = True
     try:
         with conn.cursor() as cr:
-            cr.execute(f'DROP DATABASE IF EXISTS "{db}" WITH (FORCE)')
+            cr.execute(
+                psycopg2.sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(
+                    psycopg2.sql.Identifier(db)
+                )
+            )
     finally:
         conn.close()
     shutil.rmtree(config.filestore(db), ignore_errors=True)

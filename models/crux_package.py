@@ -21,7 +21,7 @@ import random
 import threading
 import time
 from collections import Counter
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import ThreadPoolExecutor, as_completed
 from datetime import timedelta
 
 import psycopg2
@@ -344,9 +344,8 @@ class CruxPackage(models.Model):
                 "values": company._crux_client_values(),
                 "concurrency": company.crux_concurrency or 1,
             }
-        outcomes = _exchange_all(self._crux_jobs(), config)
         by_id = {package.id: package for package in self}
-        for job_id, outcome in outcomes:
+        for job_id, outcome in _exchange_all(self._crux_jobs(), config):
             if self._crux_record_with_retries(by_id[job_id], outcome, paused):
                 stats[outcome.get("stat", "failed")] += 1
             else:
@@ -503,7 +502,9 @@ def _exchange_all(jobs, config):
 
     Plain Python: no ORM and no cursor are touched here. The first job of each
     company runs alone, so a refused token costs one request, not a burst.
-    :return: list of (job id, outcome dict)
+    Outcomes are yielded as they come back, so the caller stores each one
+    right after its request while the other requests are still under way.
+    :return: generator of (job id, outcome dict)
     """
     clients = []
     lock = threading.Lock()
@@ -543,27 +544,29 @@ def _exchange_all(jobs, config):
             outcome["error"] = exc
         return job["id"], outcome
 
-    results = []
     try:
         by_company = {}
         for job in jobs:
             by_company.setdefault(job["company_id"], []).append(job)
         for company_id, company_jobs in by_company.items():
             first = run(company_jobs[0])
-            results.append(first)
+            yield first
             rest = company_jobs[1:]
             if isinstance(first[1].get("error"), (CruxAuthError, CruxOrgTypeError)):
-                results.extend((job["id"], {"skipped": True, "exchanges": []}) for job in rest)
+                for job in rest:
+                    yield job["id"], {"skipped": True, "exchanges": []}
                 continue
             workers = min(config[company_id]["concurrency"], len(rest))
             if workers <= 1:
-                results.extend(run(job) for job in rest)
+                for job in rest:
+                    yield run(job)
             else:
                 with ThreadPoolExecutor(
                     max_workers=workers, thread_name_prefix="crux_send"
                 ) as pool:
-                    results.extend(pool.map(run, rest))
+                    futures = [pool.submit(run, job) for job in rest]
+                    for future in as_completed(futures):
+                        yield future.result()
     finally:
         for client in clients:
             client.close()
-    return results
