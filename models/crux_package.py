@@ -34,6 +34,8 @@ _logger = logging.getLogger(__name__)
 
 # Namespace of the advisory locks held on crux_package ids while they are sent.
 LOCK_NAMESPACE = 7_277_890
+# Namespace of the advisory locks that serialize recording on one transfer.
+PICKING_LOCK_NAMESPACE = 7_277_891
 BATCH_SIZE = 50
 RETRY_BASE_SECONDS = 60
 RETRY_MAX_SECONDS = 3600
@@ -77,7 +79,10 @@ class CruxPackage(models.Model):
     )
     tracking_number = fields.Char(readonly=True)
     state = fields.Selection(STATES, default="to_send", required=True, readonly=True, index=True)
-    payload = fields.Json(readonly=True, help="What is (or was) posted to Crux for this package.")
+    # Only the sender reads it: keep it out of the prefetch that follows every commit.
+    payload = fields.Json(
+        readonly=True, prefetch=False, help="What is (or was) posted to Crux for this package."
+    )
     line_ids = fields.One2many("crux.package.line", "package_id", string="Lines", readonly=True)
     package_uuid = fields.Char(string="Crux package_uuid", readonly=True, copy=False, index=True)
     attempt_count = fields.Integer(string="Attempts", readonly=True)
@@ -196,16 +201,16 @@ class CruxPackage(models.Model):
             try:
                 packages._crux_recover_orphans(package_ids)
                 paused = set()
-                seen = set()
+                verified = set()  # companies whose credentials Crux accepted in this run
                 while True:
                     batch = packages._crux_claim(package_ids, batch_size, paused)
                     if not batch:
                         break
                     if package_ids is not None:
                         # A person asked for these: one attempt each, no loop.
-                        package_ids = [pid for pid in package_ids if pid not in set(batch.ids)]
-                    seen.update(batch.ids)
-                    batch._crux_process_batch(stats, paused)
+                        claimed = set(batch.ids)
+                        package_ids = [pid for pid in package_ids if pid not in claimed]
+                    batch._crux_process_batch(stats, paused, verified)
                     cr.execute("SELECT pg_advisory_unlock_all()")
                     if deadline and fields.Datetime.now() >= deadline:
                         break
@@ -333,7 +338,7 @@ class CruxPackage(models.Model):
             )
         return jobs
 
-    def _crux_process_batch(self, stats, paused):
+    def _crux_process_batch(self, stats, paused, verified):
         """Exchange this claimed batch with Crux and record every outcome."""
         companies = self.company_id
         config = {}
@@ -345,7 +350,7 @@ class CruxPackage(models.Model):
                 "concurrency": company.crux_concurrency or 1,
             }
         by_id = {package.id: package for package in self}
-        for job_id, outcome in _exchange_all(self._crux_jobs(), config):
+        for job_id, outcome in _exchange_all(self._crux_jobs(), config, verified):
             if self._crux_record_with_retries(by_id[job_id], outcome, paused):
                 stats[outcome.get("stat", "failed")] += 1
             else:
@@ -355,24 +360,33 @@ class CruxPackage(models.Model):
         """Record and commit one outcome, again when a concurrent run touched the same rows.
 
         Two runs sending packages of one transfer both update the transfer's
-        status; under REPEATABLE READ the second one fails to serialize and
-        simply records again on a fresh snapshot.
+        status: they take turns on an advisory lock per transfer. Anything
+        else that updates the transfer meanwhile makes the write fail to
+        serialize; it is then simply recorded again on a fresh snapshot.
         """
         cr = self.env.cr
-        # The exchanges are logged once, through a cursor of their own.
-        self.env["crux.request.log"]._crux_store(
-            outcome.get("exchanges"), package.company_id, package
-        )
+        Log = self.env["crux.request.log"]
+        log_values = [
+            Log._crux_prepare_values(exchange, package.company_id, package)
+            for exchange in outcome.get("exchanges") or ()
+        ]
         package_picking_id = package.picking_id.id
+        locked = False
         for attempt in range(1, RECORD_TRIES + 1):
             try:
-                # Queue behind another run recording on the same transfer
-                # rather than failing against it over and over.
+                # Queue behind another run recording on the same transfer, then
+                # start a fresh snapshot: under REPEATABLE READ, a row lock
+                # taken inside the transaction would leave it with a snapshot
+                # older than the other run's commit and fail to serialize.
                 cr.execute(
-                    "SELECT id FROM stock_picking WHERE id = %s FOR UPDATE",
-                    [package_picking_id],
+                    "SELECT pg_advisory_lock(%s, %s)", [PICKING_LOCK_NAMESPACE, package_picking_id]
                 )
+                locked = True
+                cr.commit()  # pylint: disable=invalid-commit
                 package._crux_record(outcome, paused)
+                # This cursor belongs to the sender alone, so the log commits
+                # with the outcome and no user transaction can roll it back.
+                Log.sudo().create(log_values)
                 cr.commit()  # pylint: disable=invalid-commit
                 return True
             except CONCURRENCY_ERRORS:
@@ -383,9 +397,18 @@ class CruxPackage(models.Model):
             except Exception:
                 cr.rollback()
                 break
+            finally:
+                if locked:
+                    cr.execute(
+                        "SELECT pg_advisory_unlock(%s, %s)",
+                        [PICKING_LOCK_NAMESPACE, package_picking_id],
+                    )
+                    locked = False
         # Never lose the outcome of a request that went out: the package stays
-        # in ``sending`` and is checked on Crux before the next attempt.
+        # in ``sending`` and is checked on Crux before the next attempt; the
+        # requests themselves are still logged, on a cursor of their own.
         _logger.exception("Crux: could not record the outcome of package %s", package.id)
+        Log._crux_store_values(log_values)
         return False
 
     def _crux_record(self, outcome, paused):
@@ -497,11 +520,12 @@ def _tracking_on_crux(detail, tracking_number, lines):
     return bool(lines)
 
 
-def _exchange_all(jobs, config):
+def _exchange_all(jobs, config, verified):
     """Run the HTTP calls of a batch, in parallel per company's limit.
 
-    Plain Python: no ORM and no cursor are touched here. The first job of each
-    company runs alone, so a refused token costs one request, not a burst.
+    Plain Python: no ORM and no cursor are touched here. The first job of a
+    company not yet ``verified`` in this run goes alone, so a refused token
+    costs one request, not a burst.
     Outcomes are yielded as they come back, so the caller stores each one
     right after its request while the other requests are still under way.
     :return: generator of (job id, outcome dict)
@@ -549,13 +573,16 @@ def _exchange_all(jobs, config):
         for job in jobs:
             by_company.setdefault(job["company_id"], []).append(job)
         for company_id, company_jobs in by_company.items():
-            first = run(company_jobs[0])
-            yield first
-            rest = company_jobs[1:]
-            if isinstance(first[1].get("error"), (CruxAuthError, CruxOrgTypeError)):
-                for job in rest:
-                    yield job["id"], {"skipped": True, "exchanges": []}
-                continue
+            rest = company_jobs
+            if company_id not in verified:
+                first = run(company_jobs[0])
+                yield first
+                rest = company_jobs[1:]
+                if isinstance(first[1].get("error"), (CruxAuthError, CruxOrgTypeError)):
+                    for job in rest:
+                        yield job["id"], {"skipped": True, "exchanges": []}
+                    continue
+                verified.add(company_id)
             workers = min(config[company_id]["concurrency"], len(rest))
             if workers <= 1:
                 for job in rest:

@@ -263,7 +263,8 @@ class StockPicking(models.Model):
                 tracking=package.tracking_number,
                 uuid=package.package_uuid,
             )
-        self.message_post(body=body)
+        # A log note: it names the package_uuid without notifying followers.
+        self._message_log(body=body)
         if self.crux_state == "sent":
             activity_type = self.env.ref("crux_tracking.mail_activity_type_crux_failure")
             self.activity_ids.filtered(

@@ -216,7 +216,16 @@ class TestConcurrency(CruxSandboxMixin, BaseCase):
         for thread in threads:
             thread.join(timeout=300)
         self.assertEqual(errors, [])
-        self.assertEqual(sum(stats["sent"] for stats in self.stats), 200)
+        handled = sum(stats["sent"] + stats["retry"] for stats in self.stats)
+        self.assertEqual(handled, 200, f"each package handled by exactly one run: {self.stats}")
+        if any(stats["retry"] for stats in self.stats):
+            # A transient hiccup under load is retried later, never doubled.
+            cr, env = self.env_cursor()
+            with cr:
+                env["crux.package"].search(
+                    [("picking_id", "=", self.picking_id), ("state", "=", "to_send")]
+                ).write({"next_attempt": False})
+            self.run_flush(errors)
         self.assert_each_sent_once(order, 200)
         self.assertEqual(len(self.sandbox.tracking_posts(order["order_uuid"], status=None)), 200)
 
