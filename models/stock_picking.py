@@ -143,6 +143,7 @@ class StockPicking(models.Model):
         """
         Package = self.env["crux.package"]
         pending = Package
+        to_create = []
         for picking in self:
             existing = {p.quant_package_id.id: p for p in picking.crux_package_ids}
             for prepared in picking._crux_prepare_packages():
@@ -152,15 +153,18 @@ class StockPicking(models.Model):
                 vals = Package._crux_values_from_prepared(picking, prepared)
                 if package:
                     package.write(vals)
+                    pending |= package
                 else:
-                    package = Package.create(vals)
-                pending |= package
-                if auto and package.state == "failed":
-                    picking._crux_notify_failed(package)
+                    to_create.append(vals)
             existing_unsent = Package.union(*existing.values()).filtered(
                 lambda p: p.state not in ("sent", "sending")
             )
             existing_unsent.unlink()
+        # One create for all new packages: this runs inside the validation.
+        pending |= Package.create(to_create)
+        if auto:
+            for package in pending.filtered(lambda p: p.state == "failed"):
+                package.picking_id._crux_notify_failed(package)
         if auto and pending.filtered(lambda p: p.state == "to_send"):
             self.env.ref("crux_tracking.ir_cron_crux_send")._trigger()
         return pending
