@@ -21,7 +21,7 @@ import random
 import threading
 import time
 from collections import Counter
-from concurrent.futures import ThreadPoolExecutor, as_completed
+from concurrent.futures import FIRST_COMPLETED, ThreadPoolExecutor, wait
 from datetime import timedelta
 
 import psycopg2
@@ -36,7 +36,7 @@ _logger = logging.getLogger(__name__)
 LOCK_NAMESPACE = 7_277_890
 # Namespace of the advisory locks that serialize recording on one transfer.
 PICKING_LOCK_NAMESPACE = 7_277_891
-BATCH_SIZE = 50
+BATCH_SIZE = 100
 RETRY_BASE_SECONDS = 60
 RETRY_MAX_SECONDS = 3600
 RECORD_TRIES = 10
@@ -350,42 +350,51 @@ class CruxPackage(models.Model):
                 "concurrency": company.crux_concurrency or 1,
             }
         by_id = {package.id: package for package in self}
-        for job_id, outcome in _exchange_all(self._crux_jobs(), config, verified):
-            if self._crux_record_with_retries(by_id[job_id], outcome, paused):
-                stats[outcome.get("stat", "failed")] += 1
-            else:
-                stats["error"] += 1
+        for group in _exchange_all(self._crux_jobs(), config, verified):
+            items = [(by_id[job_id], outcome) for job_id, outcome in group]
+            if len(items) > 1 and not self._crux_record_with_retries(items, paused):
+                # One outcome that cannot be stored must not hold the others back.
+                for item in items:
+                    self._crux_record_with_retries([item], paused, log_failure=True)
+            elif len(items) == 1:
+                self._crux_record_with_retries(items, paused, log_failure=True)
+            for _package, outcome in items:
+                stats[outcome.get("stat") or "error"] += 1
 
-    def _crux_record_with_retries(self, package, outcome, paused):
-        """Record and commit one outcome, again when a concurrent run touched the same rows.
+    def _crux_record_with_retries(self, items, paused, log_failure=False):
+        """Record and commit outcomes that came back together, in one transaction.
 
-        Two runs sending packages of one transfer both update the transfer's
-        status: they take turns on an advisory lock per transfer. Anything
-        else that updates the transfer meanwhile makes the write fail to
-        serialize; it is then simply recorded again on a fresh snapshot.
+        Runs sending packages of one transfer take turns on an advisory lock
+        per transfer (taken in id order), then start a fresh snapshot: under
+        REPEATABLE READ a row lock taken inside the transaction would leave it
+        with a snapshot older than the other run's commit. Anything else that
+        updates the transfer meanwhile makes the write fail to serialize; it is
+        then simply recorded again.
+
+        :param items: list of (package, outcome)
+        :return: whether every outcome was stored
         """
         cr = self.env.cr
         Log = self.env["crux.request.log"]
         log_values = [
             Log._crux_prepare_values(exchange, package.company_id, package)
+            for package, outcome in items
             for exchange in outcome.get("exchanges") or ()
         ]
-        package_picking_id = package.picking_id.id
-        locked = False
+        picking_ids = sorted({package.picking_id.id for package, _outcome in items})
+        locked = []
         for attempt in range(1, RECORD_TRIES + 1):
             try:
-                # Queue behind another run recording on the same transfer, then
-                # start a fresh snapshot: under REPEATABLE READ, a row lock
-                # taken inside the transaction would leave it with a snapshot
-                # older than the other run's commit and fail to serialize.
-                cr.execute(
-                    "SELECT pg_advisory_lock(%s, %s)", [PICKING_LOCK_NAMESPACE, package_picking_id]
-                )
-                locked = True
+                for picking_id in picking_ids:
+                    cr.execute(
+                        "SELECT pg_advisory_lock(%s, %s)", [PICKING_LOCK_NAMESPACE, picking_id]
+                    )
+                    locked.append(picking_id)
                 cr.commit()  # pylint: disable=invalid-commit
-                package._crux_record(outcome, paused)
+                for package, outcome in items:
+                    package._crux_record(outcome, paused)
                 # This cursor belongs to the sender alone, so the log commits
-                # with the outcome and no user transaction can roll it back.
+                # with the outcomes and no user transaction can roll it back.
                 Log.sudo().create(log_values)
                 cr.commit()  # pylint: disable=invalid-commit
                 return True
@@ -396,18 +405,26 @@ class CruxPackage(models.Model):
                 time.sleep(random.uniform(0.01, 0.1) * attempt)  # noqa: S311
             except Exception:
                 cr.rollback()
+                if not log_failure:
+                    return False
                 break
             finally:
-                if locked:
+                for picking_id in locked:
                     cr.execute(
-                        "SELECT pg_advisory_unlock(%s, %s)",
-                        [PICKING_LOCK_NAMESPACE, package_picking_id],
+                        "SELECT pg_advisory_unlock(%s, %s)", [PICKING_LOCK_NAMESPACE, picking_id]
                     )
-                    locked = False
+                locked = []
+        for _package, outcome in items:
+            outcome.pop("stat", None)
+        if not log_failure:
+            return False
         # Never lose the outcome of a request that went out: the package stays
         # in ``sending`` and is checked on Crux before the next attempt; the
         # requests themselves are still logged, on a cursor of their own.
-        _logger.exception("Crux: could not record the outcome of package %s", package.id)
+        _logger.exception(
+            "Crux: could not record the outcome of package(s) %s",
+            [package.id for package, _outcome in items],
+        )
         Log._crux_store_values(log_values)
         return False
 
@@ -526,9 +543,10 @@ def _exchange_all(jobs, config, verified):
     Plain Python: no ORM and no cursor are touched here. The first job of a
     company not yet ``verified`` in this run goes alone, so a refused token
     costs one request, not a burst.
-    Outcomes are yielded as they come back, so the caller stores each one
-    right after its request while the other requests are still under way.
-    :return: generator of (job id, outcome dict)
+    Outcomes are yielded as they come back, in groups of those that are back
+    at the same moment, so the caller stores each one right after its request
+    while the other requests are still under way.
+    :return: generator of lists of (job id, outcome dict)
     """
     clients = []
     lock = threading.Lock()
@@ -576,24 +594,24 @@ def _exchange_all(jobs, config, verified):
             rest = company_jobs
             if company_id not in verified:
                 first = run(company_jobs[0])
-                yield first
+                yield [first]
                 rest = company_jobs[1:]
                 if isinstance(first[1].get("error"), (CruxAuthError, CruxOrgTypeError)):
-                    for job in rest:
-                        yield job["id"], {"skipped": True, "exchanges": []}
+                    yield [(job["id"], {"skipped": True, "exchanges": []}) for job in rest]
                     continue
                 verified.add(company_id)
             workers = min(config[company_id]["concurrency"], len(rest))
             if workers <= 1:
                 for job in rest:
-                    yield run(job)
+                    yield [run(job)]
             else:
                 with ThreadPoolExecutor(
                     max_workers=workers, thread_name_prefix="crux_send"
                 ) as pool:
-                    futures = [pool.submit(run, job) for job in rest]
-                    for future in as_completed(futures):
-                        yield future.result()
+                    pending = {pool.submit(run, job) for job in rest}
+                    while pending:
+                        done, pending = wait(pending, return_when=FIRST_COMPLETED)
+                        yield [future.result() for future in done]
     finally:
         for client in clients:
             client.close()
