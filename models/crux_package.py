@@ -350,18 +350,21 @@ class CruxPackage(models.Model):
                 "concurrency": company.crux_concurrency or 1,
             }
         by_id = {package.id: package for package in self}
+        # Plain values: every commit below empties the ORM cache.
+        partner = self.env.user.partner_id
+        author = (partner.id, partner.email_formatted)
         for group in _exchange_all(self._crux_jobs(), config, verified):
             items = [(by_id[job_id], outcome) for job_id, outcome in group]
-            if len(items) > 1 and not self._crux_record_with_retries(items, paused):
+            if len(items) > 1 and not self._crux_record_with_retries(items, paused, author):
                 # One outcome that cannot be stored must not hold the others back.
                 for item in items:
-                    self._crux_record_with_retries([item], paused, log_failure=True)
+                    self._crux_record_with_retries([item], paused, author, log_failure=True)
             elif len(items) == 1:
-                self._crux_record_with_retries(items, paused, log_failure=True)
+                self._crux_record_with_retries(items, paused, author, log_failure=True)
             for _package, outcome in items:
                 stats[outcome.get("stat") or "error"] += 1
 
-    def _crux_record_with_retries(self, items, paused, log_failure=False):
+    def _crux_record_with_retries(self, items, paused, author, log_failure=False):
         """Record and commit outcomes that came back together, in one transaction.
 
         Runs sending packages of one transfer take turns on an advisory lock
@@ -372,6 +375,7 @@ class CruxPackage(models.Model):
         then simply recorded again.
 
         :param items: list of (package, outcome)
+        :param author: (partner id, email) of the notes on the transfers
         :return: whether every outcome was stored
         """
         cr = self.env.cr
@@ -393,6 +397,11 @@ class CruxPackage(models.Model):
                 cr.commit()  # pylint: disable=invalid-commit
                 for package, outcome in items:
                     package._crux_record(outcome, paused)
+                sent = self.browse(
+                    [package.id for package, outcome in items if outcome.get("stat") == "sent"]
+                )
+                if sent:
+                    sent.picking_id._crux_notify_sent(sent, author=author)
                 # This cursor belongs to the sender alone, so the log commits
                 # with the outcomes and no user transaction can roll it back.
                 Log.sudo().create(log_values)
@@ -453,8 +462,7 @@ class CruxPackage(models.Model):
                     "sending_since": False,
                 }
             )
-            picking._crux_notify_sent(self)
-            outcome["stat"] = "sent"
+            outcome["stat"] = "sent"  # the caller tells the transfers, all in one go
             if company.crux_auth_error:
                 company.sudo().crux_auth_error = False
             return
@@ -600,18 +608,21 @@ def _exchange_all(jobs, config, verified):
                     yield [(job["id"], {"skipped": True, "exchanges": []}) for job in rest]
                     continue
                 verified.add(company_id)
-            workers = min(config[company_id]["concurrency"], len(rest))
-            if workers <= 1:
-                for job in rest:
-                    yield [run(job)]
-            else:
-                with ThreadPoolExecutor(
-                    max_workers=workers, thread_name_prefix="crux_send"
-                ) as pool:
-                    pending = {pool.submit(run, job) for job in rest}
-                    while pending:
-                        done, pending = wait(pending, return_when=FIRST_COMPLETED)
-                        yield [future.result() for future in done]
+            if not rest:
+                continue
+            # Even one worker runs beside the caller: the next request goes out
+            # while the previous outcome is being recorded (one at a time on
+            # the wire, as configured; the recording never waits on Crux).
+            workers = max(1, min(config[company_id]["concurrency"], len(rest)))
+            pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="crux_send")
+            try:
+                pending = {pool.submit(run, job) for job in rest}
+                while pending:
+                    done, pending = wait(pending, return_when=FIRST_COMPLETED)
+                    yield [future.result() for future in done]
+            finally:
+                # When the caller stops early, requests not yet started never go out.
+                pool.shutdown(wait=True, cancel_futures=True)
     finally:
         for client in clients:
             client.close()

@@ -2,6 +2,7 @@ import logging
 from collections import defaultdict
 
 import pytz
+from markupsafe import Markup
 
 from odoo import api, fields, models
 from odoo.exceptions import UserError
@@ -251,29 +252,43 @@ class StockPicking(models.Model):
         action["context"] = {}
         return action
 
-    def _crux_notify_sent(self, package):
-        self.ensure_one()
-        if package.recovered:
-            body = self.env._(
-                "Crux already had the tracking %(tracking)s of package %(package)s (an earlier "
-                "answer was lost); its package_uuid could not be recovered.",
-                tracking=package.tracking_number,
-                package=package.name,
-            )
-        else:
-            body = self.env._(
-                "Package %(package)s (tracking %(tracking)s) sent to Crux: package_uuid %(uuid)s.",
-                package=package.name,
-                tracking=package.tracking_number,
-                uuid=package.package_uuid,
-            )
-        # A log note: it names the package_uuid without notifying followers.
-        self._message_log(body=body)
-        if self.crux_state == "sent":
-            activity_type = self.env.ref("crux_tracking.mail_activity_type_crux_failure")
-            self.activity_ids.filtered(
-                lambda a: a.activity_type_id == activity_type
-            ).action_feedback(feedback=self.env._("Sent to Crux."))
+    def _crux_notify_sent(self, packages, author=None):
+        """One log note per transfer naming the package_uuid of each package just sent.
+
+        :param packages: ``crux.package`` records of these transfers, sent
+        :param author: (partner id, email) of the notes; the current user's by default
+        """
+        lines = defaultdict(list)
+        for package in packages:
+            if package.recovered:
+                line = self.env._(
+                    "Crux already had the tracking %(tracking)s of package %(package)s (an "
+                    "earlier answer was lost); its package_uuid could not be recovered.",
+                    tracking=package.tracking_number,
+                    package=package.name,
+                )
+            else:
+                line = self.env._(
+                    "Package %(package)s (tracking %(tracking)s) sent to Crux: "
+                    "package_uuid %(uuid)s.",
+                    package=package.name,
+                    tracking=package.tracking_number,
+                    uuid=package.package_uuid,
+                )
+            lines[package.picking_id.id].append(line)
+        pickings = self.browse(list(lines))
+        # Log notes, in one go: they name the package_uuids without notifying followers.
+        author_id, email_from = author or (None, None)
+        pickings._message_log_batch(
+            {picking_id: Markup("<br/>").join(texts) for picking_id, texts in lines.items()},
+            author_id=author_id,
+            email_from=email_from,
+        )
+        activity_type = self.env.ref("crux_tracking.mail_activity_type_crux_failure")
+        done = pickings.filtered(lambda p: p.crux_state == "sent")
+        done.activity_ids.filtered(lambda a: a.activity_type_id == activity_type).action_feedback(
+            feedback=self.env._("Sent to Crux.")
+        )
 
     def _crux_notify_failed(self, package):
         """One open activity per transfer tells its responsible that Crux needs attention."""

@@ -106,6 +106,14 @@ class TestTrackingFlow(CruxCase):
                 if p["order_uuid"] == crux["order_uuid"]
             },
         )
+        # The chatter names each package_uuid, in internal log notes.
+        notes = picking.message_ids.filtered(lambda m: "sent to Crux" in (m.body or ""))
+        self.assertTrue(notes)
+        self.assertTrue(all(m.is_internal for m in notes))
+        chatter = " ".join(notes.mapped("body"))
+        for package in picking.crux_package_ids:
+            self.assertIn(package.package_uuid, chatter)
+            self.assertIn(package.tracking_number, chatter)
 
     def test_partial_delivery_then_backorder(self):
         order, crux = self.create_order([(self.product_a, 5)])
