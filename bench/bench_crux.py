@@ -857,7 +857,7 @@ class Bench:
         what = "RSS growth" + (" and tracemalloc peak" if opts.trace else "")
         print(
             f"\n(e) peak memory of the drain in (b) vs the bare loop: {what} of each, run in a "
-            "fresh process of its own after a warm-up (the sandbox stays in this one)",
+            "fresh process of its own after a warm-up (the sandbox in its own)",
             flush=True,
         )
         jobs = self.jobs(ids)
