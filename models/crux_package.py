@@ -9,7 +9,9 @@ works on a cursor of its own and commits at every step:
    caller's: it is what makes "marked in flight" and "result stored" durable)
 2. exchange: the HTTP calls run in a small thread pool; the threads touch no
    ORM and no cursor;
-3. record: each outcome is written and committed on its own.
+3. record: each outcome is written and committed as soon as it is back
+   (those back at the same moment together); at the end of the batch, one
+   chatter note per transfer names the package_uuids (``note_pending``).
 
 A run that dies between 1 and 3 leaves packages in ``sending`` whose advisory
 lock died with its connection: the next run takes them over and, because the
@@ -110,6 +112,10 @@ class CruxPackage(models.Model):
         readonly=True,
     )
     sent_date = fields.Datetime(readonly=True)
+    # Set with the outcome, cleared once the transfer's chatter names the
+    # package_uuid: the note is posted at the end of the batch (or by the next
+    # run, if this one died in between), never twice.
+    note_pending = fields.Boolean(readonly=True, copy=False)
     log_ids = fields.One2many("crux.request.log", "package_id", string="Requests")
 
     def init(self):
@@ -118,6 +124,10 @@ class CruxPackage(models.Model):
         self.env.cr.execute(
             """CREATE UNIQUE INDEX IF NOT EXISTS crux_package_picking_quant_package_uniq
                ON crux_package (picking_id, COALESCE(quant_package_id, 0))"""
+        )
+        self.env.cr.execute(
+            """CREATE INDEX IF NOT EXISTS crux_package_note_pending_idx
+               ON crux_package (id) WHERE note_pending"""
         )
 
     # Actions -------------------------------------------------------------
@@ -200,6 +210,7 @@ class CruxPackage(models.Model):
             packages = env["crux.package"]
             try:
                 packages._crux_recover_orphans(package_ids)
+                packages._crux_post_pending_notes()  # left by a run that died
                 paused = set()
                 verified = set()  # companies whose credentials Crux accepted in this run
                 while True:
@@ -211,6 +222,7 @@ class CruxPackage(models.Model):
                         claimed = set(batch.ids)
                         package_ids = [pid for pid in package_ids if pid not in claimed]
                     batch._crux_process_batch(stats, paused, verified)
+                    packages._crux_post_pending_notes(batch.ids)
                     cr.execute("SELECT pg_advisory_unlock_all()")
                     if deadline and fields.Datetime.now() >= deadline:
                         break
@@ -348,23 +360,26 @@ class CruxPackage(models.Model):
                 "error": error,
                 "values": company._crux_client_values(),
                 "concurrency": company.crux_concurrency or 1,
+                "secrets": [company.sudo().crux_api_token],
+                "auth_flagged": bool(company.crux_auth_error),
             }
-        by_id = {package.id: package for package in self}
-        # Plain values: every commit below empties the ORM cache.
-        partner = self.env.user.partner_id
-        author = (partner.id, partner.email_formatted)
+        # Plain values read once: every commit below empties the ORM cache.
+        run = {"config": config}
         for group in _exchange_all(self._crux_jobs(), config, verified):
-            items = [(by_id[job_id], outcome) for job_id, outcome in group]
-            if len(items) > 1 and not self._crux_record_with_retries(items, paused, author):
+            # Prefetch within the group: after each commit, reading a field of
+            # one package must not fetch the whole batch again.
+            records = self.browse([job_id for job_id, _outcome in group])
+            items = list(zip(records, [outcome for _job_id, outcome in group], strict=True))
+            if len(items) > 1 and not self._crux_record_with_retries(items, paused, run):
                 # One outcome that cannot be stored must not hold the others back.
                 for item in items:
-                    self._crux_record_with_retries([item], paused, author, log_failure=True)
+                    self._crux_record_with_retries([item], paused, run, log_failure=True)
             elif len(items) == 1:
-                self._crux_record_with_retries(items, paused, author, log_failure=True)
+                self._crux_record_with_retries(items, paused, run, log_failure=True)
             for _package, outcome in items:
                 stats[outcome.get("stat") or "error"] += 1
 
-    def _crux_record_with_retries(self, items, paused, author, log_failure=False):
+    def _crux_record_with_retries(self, items, paused, run, log_failure=False):
         """Record and commit outcomes that came back together, in one transaction.
 
         Runs sending packages of one transfer take turns on an advisory lock
@@ -375,17 +390,23 @@ class CruxPackage(models.Model):
         then simply recorded again.
 
         :param items: list of (package, outcome)
-        :param author: (partner id, email) of the notes on the transfers
+        :param run: plain values of this batch (``config`` per company)
         :return: whether every outcome was stored
         """
         cr = self.env.cr
         Log = self.env["crux.request.log"]
         log_values = [
-            Log._crux_prepare_values(exchange, package.company_id, package)
+            Log._crux_prepare_values(
+                exchange,
+                package.company_id,
+                package,
+                secrets=run["config"][package.company_id.id]["secrets"],
+            )
             for package, outcome in items
             for exchange in outcome.get("exchanges") or ()
         ]
         picking_ids = sorted({package.picking_id.id for package, _outcome in items})
+        company_ids = [package.company_id.id for package, _outcome in items]
         locked = []
         for attempt in range(1, RECORD_TRIES + 1):
             try:
@@ -395,17 +416,16 @@ class CruxPackage(models.Model):
                     )
                     locked.append(picking_id)
                 cr.commit()  # pylint: disable=invalid-commit
-                for package, outcome in items:
-                    package._crux_record(outcome, paused)
-                sent = self.browse(
-                    [package.id for package, outcome in items if outcome.get("stat") == "sent"]
-                )
-                if sent:
-                    sent.picking_id._crux_notify_sent(sent, author=author)
+                for company_id, (package, outcome) in zip(company_ids, items, strict=True):
+                    outcome.pop("auth_flagged", None)
+                    package._crux_record(outcome, paused, run["config"][company_id])
                 # This cursor belongs to the sender alone, so the log commits
                 # with the outcomes and no user transaction can roll it back.
                 Log.sudo().create(log_values)
                 cr.commit()  # pylint: disable=invalid-commit
+                for company_id, (_package, outcome) in zip(company_ids, items, strict=True):
+                    if "auth_flagged" in outcome:
+                        run["config"][company_id]["auth_flagged"] = outcome.pop("auth_flagged")
                 return True
             except CONCURRENCY_ERRORS:
                 cr.rollback()
@@ -437,8 +457,44 @@ class CruxPackage(models.Model):
         Log._crux_store_values(log_values)
         return False
 
-    def _crux_record(self, outcome, paused):
-        """Store one exchange's outcome on the package and tell the people concerned."""
+    @api.model
+    def _crux_post_pending_notes(self, package_ids=None):
+        """Post the chatter notes of sent packages, once.
+
+        Runs on the sender's private cursor and commits: the notes of a batch
+        go out together, one per transfer, after its outcomes are stored.
+
+        :param package_ids: only these packages; by default every pending note
+        """
+        cr = self.env.cr
+        query = "SELECT id FROM crux_package WHERE note_pending"
+        params = []
+        if package_ids is not None:
+            query += " AND id = ANY(%s)"
+            params.append(list(package_ids))
+        try:
+            cr.commit()  # pylint: disable=invalid-commit
+            cr.execute(f"{query} ORDER BY id FOR UPDATE SKIP LOCKED", params)
+            ids = [row[0] for row in cr.fetchall()]
+            if ids:
+                packages = self.browse(ids)
+                packages.picking_id._crux_notify_sent(packages)
+                packages.write({"note_pending": False})
+            cr.commit()  # pylint: disable=invalid-commit
+        except CONCURRENCY_ERRORS:
+            # Another run posted them in the meantime.
+            cr.rollback()
+        except Exception:
+            # A note must not stop the sending: they stay pending for the next run.
+            cr.rollback()
+            _logger.exception("Crux: could not post the notes of sent packages")
+
+    def _crux_record(self, outcome, paused, company_config=None):
+        """Store one exchange's outcome on the package and tell the people concerned.
+
+        :param company_config: this batch's plain values of the package's company
+            (``auth_flagged``: whether its credentials were flagged as refused)
+        """
         self.ensure_one()
         company = self.company_id
         if outcome.get("skipped"):
@@ -460,11 +516,14 @@ class CruxPackage(models.Model):
                     "error_kind": False,
                     "next_attempt": False,
                     "sending_since": False,
+                    "note_pending": True,
                 }
             )
-            outcome["stat"] = "sent"  # the caller tells the transfers, all in one go
-            if company.crux_auth_error:
+            outcome["stat"] = "sent"  # the transfer's note follows at the end of the batch
+            flagged = company_config["auth_flagged"] if company_config else company.crux_auth_error
+            if flagged:
                 company.sudo().crux_auth_error = False
+                outcome["auth_flagged"] = False  # into company_config once committed
             return
         error = outcome["error"]
         vals = {
@@ -505,6 +564,7 @@ class CruxPackage(models.Model):
             if company.crux_auth_error:
                 return  # already said once for this company
             company.sudo().crux_auth_error = error.message
+            outcome["auth_flagged"] = True  # into company_config once committed
             _logger.warning(
                 "Crux: company %s: sending paused, Crux refused the configuration: %s",
                 company.id,

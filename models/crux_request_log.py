@@ -39,9 +39,13 @@ class CruxRequestLog(models.Model):
         return text
 
     @api.model
-    def _crux_prepare_values(self, exchange, company, package=None):
-        """Values of one log row from a client exchange; any trace of the token is masked."""
-        secrets = [company.sudo().crux_api_token]
+    def _crux_prepare_values(self, exchange, company, package=None, secrets=None):
+        """Values of one log row from a client exchange; any trace of the token is masked.
+
+        :param secrets: the strings to mask (the company's token by default)
+        """
+        if secrets is None:
+            secrets = [company.sudo().crux_api_token]
         return {
             "company_id": company.id,
             "package_id": package.id if package else False,

@@ -252,11 +252,10 @@ class StockPicking(models.Model):
         action["context"] = {}
         return action
 
-    def _crux_notify_sent(self, packages, author=None):
+    def _crux_notify_sent(self, packages):
         """One log note per transfer naming the package_uuid of each package just sent.
 
         :param packages: ``crux.package`` records of these transfers, sent
-        :param author: (partner id, email) of the notes; the current user's by default
         """
         lines = defaultdict(list)
         for package in packages:
@@ -278,17 +277,21 @@ class StockPicking(models.Model):
             lines[package.picking_id.id].append(line)
         pickings = self.browse(list(lines))
         # Log notes, in one go: they name the package_uuids without notifying followers.
-        author_id, email_from = author or (None, None)
         pickings._message_log_batch(
-            {picking_id: Markup("<br/>").join(texts) for picking_id, texts in lines.items()},
-            author_id=author_id,
-            email_from=email_from,
+            {picking_id: Markup("<br/>").join(texts) for picking_id, texts in lines.items()}
         )
-        activity_type = self.env.ref("crux_tracking.mail_activity_type_crux_failure")
         done = pickings.filtered(lambda p: p.crux_state == "sent")
-        done.activity_ids.filtered(lambda a: a.activity_type_id == activity_type).action_feedback(
-            feedback=self.env._("Sent to Crux.")
+        if not done:
+            return
+        activity_type_id = self.env.ref("crux_tracking.mail_activity_type_crux_failure").id
+        activities = self.env["mail.activity"].search(
+            [
+                ("res_model", "=", self._name),
+                ("res_id", "in", done.ids),
+                ("activity_type_id", "=", activity_type_id),
+            ]
         )
+        activities.action_feedback(feedback=self.env._("Sent to Crux."))
 
     def _crux_notify_failed(self, package):
         """One open activity per transfer tells its responsible that Crux needs attention."""
