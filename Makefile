@@ -10,7 +10,7 @@ EXTRA_MODULES ?= sale_mrp
 PGHOST ?= 127.0.0.1
 export PGHOST
 
-.PHONY: setup test lint install-db pytest wheel-check run run-headless bench sandbox clean addons-path
+.PHONY: setup test lint install-db pytest uninstall-check wheel-check run run-headless bench sandbox clean addons-path
 
 setup:  ## install the project's own tools and check Odoo 18 and PostgreSQL
 	$(PYTHON) tools/check_prereqs.py
@@ -43,10 +43,13 @@ lint:
 	$(PYTHON) -m ruff format --check .
 	$(PYTHON) -m pylint --rcfile=.pylintrc-mandatory $$(git ls-files '*.py' '__manifest__.py' | grep -v '^tools/\|^sandbox/\|^bench/')
 
+uninstall-check: $(MODULE_LINK)  ## uninstall the add-on from the test database: no error, nothing left
+	$(PYTHON) tools/uninstall_check.py --db $(DB) --addons-path "$$($(PYTHON) tools/odoo_addons_path.py $(ADDONS_DIR))"
+
 wheel-check:  ## the add-on builds as a wheel that carries its views, data and security
 	$(PYTHON) tools/build_wheel.py
 
-test: lint wheel-check install-db pytest  ## everything: lint, wheel, fresh database, whole suite
+test: lint wheel-check install-db pytest uninstall-check  ## everything: lint, wheel, fresh database, whole suite, uninstall
 	@echo "test: all checks passed"
 
 sandbox:  ## the local Crux sandbox with seeded orders

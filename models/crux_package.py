@@ -42,6 +42,8 @@ BATCH_SIZE = 100
 RETRY_BASE_SECONDS = 60
 RETRY_MAX_SECONDS = 3600
 RECORD_TRIES = 10
+GATHER_SECONDS = 0.02
+GATHER_MAX = 50
 CONCURRENCY_ERRORS = (
     psycopg2.errors.SerializationFailure,
     psycopg2.errors.DeadlockDetected,
@@ -60,7 +62,9 @@ STATES = [
 class CruxPackage(models.Model):
     _name = "crux.package"
     _description = "Crux Package"
-    _order = "picking_id, id"
+    # By id, not by transfer: ordering on a many2one joins the transfers, and
+    # every recompute of a transfer's Crux status reads its packages.
+    _order = "id"
 
     name = fields.Char(required=True, readonly=True)
     picking_id = fields.Many2one(
@@ -128,6 +132,12 @@ class CruxPackage(models.Model):
         self.env.cr.execute(
             """CREATE INDEX IF NOT EXISTS crux_package_note_pending_idx
                ON crux_package (id) WHERE note_pending"""
+        )
+        # The queue: a claim reads the due packages in this order, and stays
+        # small however many sent packages the table holds.
+        self.env.cr.execute(
+            """CREATE INDEX IF NOT EXISTS crux_package_due_idx
+               ON crux_package (next_attempt NULLS FIRST, id) WHERE state = 'to_send'"""
         )
 
     # Actions -------------------------------------------------------------
@@ -206,7 +216,10 @@ class CruxPackage(models.Model):
         self.env.flush_all()
         deadline = (fields.Datetime.now() + timedelta(seconds=time_limit)) if time_limit else None
         with self.env.registry.cursor() as cr:
-            env = self.env(cr=cr)
+            # The sender changes no tracked field of a transfer (only its Crux
+            # status, which is not tracked): skip the field tracking that every
+            # recompute of that status would otherwise prepare and compare.
+            env = self.env(cr=cr, context=dict(self.env.context, mail_notrack=True))
             packages = env["crux.package"]
             try:
                 packages._crux_recover_orphans(package_ids)
@@ -334,21 +347,50 @@ class CruxPackage(models.Model):
         return self.browse()
 
     def _crux_jobs(self):
-        """Plain-data description of the HTTP work for this batch (no ORM in threads)."""
-        jobs = []
-        for package in self:
-            jobs.append(
-                {
-                    "id": package.id,
-                    "company_id": package.company_id.id,
-                    "order_uuid": package.order_uuid,
-                    "payload": package.payload,
-                    "tracking_number": package.tracking_number,
-                    "needs_check": package.needs_check,
-                    "lines": [(line.line_item_uuid, line.quantity) for line in package.line_ids],
-                }
-            )
-        return jobs
+        """Plain-data description of the HTTP work for this batch (no ORM in threads).
+
+        Two plain queries: the payloads come as psycopg2 decodes them, without
+        the copies the ORM makes of JSON values, and no record cache is filled
+        that the next commit would throw away.
+        """
+        cr = self.env.cr
+        cr.execute(
+            """SELECT package_id, line_item_uuid, quantity FROM crux_package_line
+                WHERE package_id = ANY(%s) ORDER BY id""",
+            [self.ids],
+        )
+        lines = {}
+        for package_id, line_item_uuid, quantity in cr.fetchall():
+            lines.setdefault(package_id, []).append((line_item_uuid, quantity or 0))
+        cr.execute(
+            """SELECT id, company_id, picking_id, attempt_count, order_uuid, payload,
+                      tracking_number, needs_check
+                 FROM crux_package WHERE id = ANY(%s) ORDER BY id""",
+            [self.ids],
+        )
+        return [
+            {
+                "id": package_id,
+                "company_id": company_id,
+                "picking_id": picking_id,
+                "attempt_count": attempt_count or 0,
+                "order_uuid": order_uuid,
+                "payload": payload,
+                "tracking_number": tracking_number,
+                "needs_check": bool(needs_check),
+                "lines": lines.get(package_id, []),
+            }
+            for (
+                package_id,
+                company_id,
+                picking_id,
+                attempt_count,
+                order_uuid,
+                payload,
+                tracking_number,
+                needs_check,
+            ) in cr.fetchall()
+        ]
 
     def _crux_process_batch(self, stats, paused, verified):
         """Exchange this claimed batch with Crux and record every outcome."""
@@ -361,6 +403,7 @@ class CruxPackage(models.Model):
                 "values": company._crux_client_values(),
                 "concurrency": company.crux_concurrency or 1,
                 "secrets": [company.sudo().crux_api_token],
+                "retry_limit": company.crux_retry_limit or 1,
                 "auth_flagged": bool(company.crux_auth_error),
             }
         # Plain values read once: every commit below empties the ORM cache.
@@ -389,39 +432,44 @@ class CruxPackage(models.Model):
         updates the transfer meanwhile makes the write fail to serialize; it is
         then simply recorded again.
 
-        :param items: list of (package, outcome)
+        :param items: list of (package, outcome); ``outcome["job"]`` holds the
+            package's plain values read when the batch was claimed (the package
+            is ours until it is recorded), so nothing is read back before writing
         :param run: plain values of this batch (``config`` per company)
         :return: whether every outcome was stored
         """
         cr = self.env.cr
         Log = self.env["crux.request.log"]
+        jobs = [outcome["job"] for _package, outcome in items]
         log_values = [
-            Log._crux_prepare_values(
+            Log._crux_log_values(
                 exchange,
-                package.company_id,
-                package,
-                secrets=run["config"][package.company_id.id]["secrets"],
+                job["company_id"],
+                package_id=job["id"],
+                picking_id=job["picking_id"],
+                secrets=run["config"][job["company_id"]]["secrets"],
             )
-            for package, outcome in items
+            for job, (_package, outcome) in zip(jobs, items, strict=True)
             for exchange in outcome.get("exchanges") or ()
         ]
-        picking_ids = sorted({package.picking_id.id for package, _outcome in items})
-        company_ids = [package.company_id.id for package, _outcome in items]
+        picking_ids = sorted({job["picking_id"] for job in jobs})
+        company_ids = [job["company_id"] for job in jobs]
         locked = []
         for attempt in range(1, RECORD_TRIES + 1):
             try:
-                for picking_id in picking_ids:
-                    cr.execute(
-                        "SELECT pg_advisory_lock(%s, %s)", [PICKING_LOCK_NAMESPACE, picking_id]
-                    )
-                    locked.append(picking_id)
+                # One query, in id order (two runs never wait on each other in a cycle).
+                cr.execute(
+                    "SELECT pg_advisory_lock(%s, id) FROM unnest(%s::int[]) AS id",
+                    [PICKING_LOCK_NAMESPACE, picking_ids],
+                )
+                locked = picking_ids
                 cr.commit()  # pylint: disable=invalid-commit
                 for company_id, (package, outcome) in zip(company_ids, items, strict=True):
                     outcome.pop("auth_flagged", None)
                     package._crux_record(outcome, paused, run["config"][company_id])
                 # This cursor belongs to the sender alone, so the log commits
                 # with the outcomes and no user transaction can roll it back.
-                Log.sudo().create(log_values)
+                Log._crux_insert(log_values)
                 cr.commit()  # pylint: disable=invalid-commit
                 for company_id, (_package, outcome) in zip(company_ids, items, strict=True):
                     if "auth_flagged" in outcome:
@@ -438,9 +486,10 @@ class CruxPackage(models.Model):
                     return False
                 break
             finally:
-                for picking_id in locked:
+                if locked:
                     cr.execute(
-                        "SELECT pg_advisory_unlock(%s, %s)", [PICKING_LOCK_NAMESPACE, picking_id]
+                        "SELECT pg_advisory_unlock(%s, id) FROM unnest(%s::int[]) AS id",
+                        [PICKING_LOCK_NAMESPACE, locked],
                     )
                 locked = []
         for _package, outcome in items:
@@ -501,8 +550,11 @@ class CruxPackage(models.Model):
             self.write({"state": "to_send"})
             outcome["stat"] = "skipped"
             return
-        picking = self.picking_id
-        attempts = self.attempt_count + (0 if outcome.get("no_attempt") else 1)
+        job = outcome.get("job") or {
+            "attempt_count": self.attempt_count,
+            "needs_check": self.needs_check,
+        }
+        attempts = job["attempt_count"] + (0 if outcome.get("no_attempt") else 1)
         if outcome.get("recovered") or outcome.get("package_uuid"):
             self.write(
                 {
@@ -530,9 +582,9 @@ class CruxPackage(models.Model):
             "attempt_count": attempts,
             "last_error": error.message,
             "sending_since": False,
-            "needs_check": self.needs_check or error.outcome_unknown,
+            "needs_check": job["needs_check"] or error.outcome_unknown,
         }
-        limit = company.crux_retry_limit or 1
+        limit = company_config["retry_limit"] if company_config else company.crux_retry_limit or 1
         if error.retryable and attempts < limit:
             vals.update(
                 state="to_send",
@@ -570,7 +622,7 @@ class CruxPackage(models.Model):
                 company.id,
                 error.message,
             )
-        picking._crux_notify_failed(self)
+        self.picking_id._crux_notify_failed(self)
 
     @api.model
     def _crux_backoff(self, attempts, retry_after=None):
@@ -633,7 +685,7 @@ def _exchange_all(jobs, config, verified):
 
     def run(job):
         exchanges = []
-        outcome = {"exchanges": exchanges}
+        outcome = {"exchanges": exchanges, "job": job}
         cfg = config[job["company_id"]]
         if cfg["error"]:
             outcome.update(error=CruxAuthError(cfg["error"]), no_attempt=True)
@@ -665,7 +717,9 @@ def _exchange_all(jobs, config, verified):
                 yield [first]
                 rest = company_jobs[1:]
                 if isinstance(first[1].get("error"), (CruxAuthError, CruxOrgTypeError)):
-                    yield [(job["id"], {"skipped": True, "exchanges": []}) for job in rest]
+                    yield [
+                        (job["id"], {"skipped": True, "exchanges": [], "job": job}) for job in rest
+                    ]
                     continue
                 verified.add(company_id)
             if not rest:
@@ -679,6 +733,13 @@ def _exchange_all(jobs, config, verified):
                 pending = {pool.submit(run, job) for job in rest}
                 while pending:
                     done, pending = wait(pending, return_when=FIRST_COMPLETED)
+                    gather_until = time.monotonic() + GATHER_SECONDS
+                    while pending and len(done) < GATHER_MAX:
+                        left = gather_until - time.monotonic()
+                        if left <= 0:
+                            break
+                        more, pending = wait(pending, timeout=left, return_when=FIRST_COMPLETED)
+                        done |= more
                     yield [future.result() for future in done]
             finally:
                 # When the caller stops early, requests not yet started never go out.
