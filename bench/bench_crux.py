@@ -64,7 +64,7 @@ FULL = {
     "per_picking": 10,
     "lines": 5,
     "repeats": 3,
-    "a_repeats": 12,
+    "a_repeats": 30,
     "c_packages": 50,
     "d_repeats": 1,
     "e_repeats": 1,

@@ -9,9 +9,11 @@ works on a cursor of its own and commits at every step:
    caller's: it is what makes "marked in flight" and "result stored" durable)
 2. exchange: the HTTP calls run in a small thread pool; the threads touch no
    ORM and no cursor;
-3. record: each outcome is written and committed as soon as it is back
-   (those back at the same moment together); at the end of the batch, one
-   chatter note per transfer names the package_uuids (``note_pending``).
+3. record: outcomes are written and committed as they come back, those back
+   within ``GATHER_SECONDS`` of the first one together (at most
+   ``GATHER_MAX``), while the next requests are already under way; at the end
+   of the batch, one chatter note per transfer names the package_uuids
+   (``note_pending``).
 
 A run that dies between 1 and 3 leaves packages in ``sending`` whose advisory
 lock died with its connection: the next run takes them over and, because the
@@ -42,6 +44,12 @@ BATCH_SIZE = 100
 RETRY_BASE_SECONDS = 60
 RETRY_MAX_SECONDS = 3600
 RECORD_TRIES = 10
+# Outcomes that come back within this many seconds of each other are stored in
+# one transaction: the fixed cost of a transaction (transfer locks, commit,
+# status recompute) is shared, and in the meantime the HTTP thread has the GIL
+# to itself. An outcome is thus in memory only, at worst, for this long plus
+# one recording; a run that dies then leaves the package in flight, checked on
+# Crux before it is posted again.
 GATHER_SECONDS = 0.02
 GATHER_MAX = 50
 CONCURRENCY_ERRORS = (

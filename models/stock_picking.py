@@ -6,7 +6,7 @@ from markupsafe import Markup
 
 from odoo import api, fields, models
 from odoo.exceptions import UserError
-from odoo.tools import float_round
+from odoo.tools import float_round, ormcache
 
 _logger = logging.getLogger(__name__)
 
@@ -401,11 +401,23 @@ class StockPicking(models.Model):
 
     def _crux_weight_lb(self, weight):
         """A weight in the database's weight unit, in pounds with 2 decimals."""
-        uom = self.env["product.template"]._get_weight_uom_id_from_ir_config_parameter()
-        pound = self.env.ref("uom.product_uom_lb")
-        if uom != pound:
+        uom_id, pound_id = self._crux_weight_uom_ids()
+        if uom_id != pound_id:
+            uom, pound = self.env["uom.uom"].browse([uom_id, pound_id])  # read together
             weight = uom._compute_quantity(weight, pound, round=False)
         return float_round(weight, 2)
+
+    @api.model
+    @ormcache()
+    def _crux_weight_uom_ids(self):
+        """(the database's weight unit, the pound) as ids.
+
+        Cached: each ``env.ref`` checks its record exists with a query, and a
+        validation converts the weight of every package. Changing the weight
+        unit (a system parameter) clears the registry's caches, this one too.
+        """
+        uom = self.env["product.template"]._get_weight_uom_id_from_ir_config_parameter()
+        return uom.id, self.env.ref("uom.product_uom_lb").id
 
     def _crux_ship_date(self):
         """The day the transfer was done, in the company's time zone, as YYYY-MM-DD."""
