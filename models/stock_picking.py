@@ -161,8 +161,19 @@ class StockPicking(models.Model):
                 lambda p: p.state not in ("sent", "sending")
             )
             existing_unsent.unlink()
-        # One create for all new packages: this runs inside the validation.
-        pending |= Package.create(to_create)
+        # One create for all new packages and one for all their lines: this
+        # runs inside the validation (lines as x2many commands cost more).
+        line_values = [vals.pop("line_ids") for vals in to_create]
+        created = Package.create(to_create)
+        self.env["crux.package.line"].create(
+            [
+                dict(command[2], package_id=package.id)
+                for package, commands in zip(created, line_values, strict=True)
+                for command in commands
+                if command[0] == fields.Command.CREATE
+            ]
+        )
+        pending |= created
         if auto:
             for package in pending.filtered(lambda p: p.state == "failed"):
                 package.picking_id._crux_notify_failed(package)
