@@ -195,8 +195,7 @@ class RemoteSandbox:
                 str(ROOT / "sandbox" / "crux_sandbox.py"),
                 "--port",
                 str(port),
-                "--token",
-                token,
+                f"--token={token}",  # one argument: a random token may start with "-"
                 "--no-seed",
             ],
             stdout=subprocess.DEVNULL,
