@@ -268,12 +268,7 @@ class CruxPackage(models.Model):
         is session-level, so it dies with the connection of a killed worker.
         """
         cr = self.env.cr
-        query = "SELECT id FROM crux_package WHERE state = 'sending'"
-        params = []
-        if package_ids is not None:
-            query += " AND id = ANY(%s)"
-            params.append(list(package_ids))
-        cr.execute(query, params)
+        cr.execute(*_only(package_ids, "SELECT id FROM crux_package WHERE state = 'sending'"))
         candidates = [row[0] for row in cr.fetchall()]
         if not candidates:
             return
@@ -414,23 +409,22 @@ class CruxPackage(models.Model):
                 "retry_limit": company.crux_retry_limit or 1,
                 "auth_flagged": bool(company.crux_auth_error),
             }
-        # Plain values read once: every commit below empties the ORM cache.
-        run = {"config": config}
+        # Plain values read once (``config``): every commit below empties the ORM cache.
         for group in _exchange_all(self._crux_jobs(), config, verified):
             # Prefetch within the group: after each commit, reading a field of
             # one package must not fetch the whole batch again.
             records = self.browse([job_id for job_id, _outcome in group])
             items = list(zip(records, [outcome for _job_id, outcome in group], strict=True))
-            if len(items) > 1 and not self._crux_record_with_retries(items, paused, run):
+            if len(items) > 1 and not self._crux_record_with_retries(items, paused, config):
                 # One outcome that cannot be stored must not hold the others back.
                 for item in items:
-                    self._crux_record_with_retries([item], paused, run, log_failure=True)
+                    self._crux_record_with_retries([item], paused, config, log_failure=True)
             elif len(items) == 1:
-                self._crux_record_with_retries(items, paused, run, log_failure=True)
+                self._crux_record_with_retries(items, paused, config, log_failure=True)
             for _package, outcome in items:
                 stats[outcome.get("stat") or "error"] += 1
 
-    def _crux_record_with_retries(self, items, paused, run, log_failure=False):
+    def _crux_record_with_retries(self, items, paused, config, log_failure=False):
         """Record and commit outcomes that came back together, in one transaction.
 
         Runs sending packages of one transfer take turns on an advisory lock
@@ -443,7 +437,7 @@ class CruxPackage(models.Model):
         :param items: list of (package, outcome); ``outcome["job"]`` holds the
             package's plain values read when the batch was claimed (the package
             is ours until it is recorded), so nothing is read back before writing
-        :param run: plain values of this batch (``config`` per company)
+        :param config: this batch's plain values per company id
         :return: whether every outcome was stored
         """
         cr = self.env.cr
@@ -455,13 +449,12 @@ class CruxPackage(models.Model):
                 job["company_id"],
                 package_id=job["id"],
                 picking_id=job["picking_id"],
-                secrets=run["config"][job["company_id"]]["secrets"],
+                secrets=config[job["company_id"]]["secrets"],
             )
             for job, (_package, outcome) in zip(jobs, items, strict=True)
             for exchange in outcome.get("exchanges") or ()
         ]
         picking_ids = sorted({job["picking_id"] for job in jobs})
-        company_ids = [job["company_id"] for job in jobs]
         locked = []
         for attempt in range(1, RECORD_TRIES + 1):
             try:
@@ -472,16 +465,17 @@ class CruxPackage(models.Model):
                 )
                 locked = picking_ids
                 cr.commit()  # pylint: disable=invalid-commit
-                for company_id, (package, outcome) in zip(company_ids, items, strict=True):
+                for package, outcome in items:
                     outcome.pop("auth_flagged", None)
-                    package._crux_record(outcome, paused, run["config"][company_id])
+                    package._crux_record(outcome, paused, config[outcome["job"]["company_id"]])
                 # This cursor belongs to the sender alone, so the log commits
                 # with the outcomes and no user transaction can roll it back.
                 Log._crux_insert(log_values)
                 cr.commit()  # pylint: disable=invalid-commit
-                for company_id, (_package, outcome) in zip(company_ids, items, strict=True):
+                for _package, outcome in items:
                     if "auth_flagged" in outcome:
-                        run["config"][company_id]["auth_flagged"] = outcome.pop("auth_flagged")
+                        company_id = outcome["job"]["company_id"]
+                        config[company_id]["auth_flagged"] = outcome.pop("auth_flagged")
                 return True
             except CONCURRENCY_ERRORS:
                 cr.rollback()
@@ -490,8 +484,6 @@ class CruxPackage(models.Model):
                 time.sleep(random.uniform(0.01, 0.1) * attempt)  # noqa: S311
             except Exception:
                 cr.rollback()
-                if not log_failure:
-                    return False
                 break
             finally:
                 if locked:
@@ -524,11 +516,7 @@ class CruxPackage(models.Model):
         :param package_ids: only these packages; by default every pending note
         """
         cr = self.env.cr
-        query = "SELECT id FROM crux_package WHERE note_pending"
-        params = []
-        if package_ids is not None:
-            query += " AND id = ANY(%s)"
-            params.append(list(package_ids))
+        query, params = _only(package_ids, "SELECT id FROM crux_package WHERE note_pending")
         try:
             cr.commit()  # pylint: disable=invalid-commit
             cr.execute(f"{query} ORDER BY id FOR UPDATE SKIP LOCKED", params)
@@ -546,9 +534,11 @@ class CruxPackage(models.Model):
             cr.rollback()
             _logger.exception("Crux: could not post the notes of sent packages")
 
-    def _crux_record(self, outcome, paused, company_config=None):
+    def _crux_record(self, outcome, paused, company_config):
         """Store one exchange's outcome on the package and tell the people concerned.
 
+        :param outcome: from ``_exchange_all``; ``outcome["job"]`` holds the
+            package's values read when it was claimed
         :param company_config: this batch's plain values of the package's company
             (``auth_flagged``: whether its credentials were flagged as refused)
         """
@@ -558,10 +548,7 @@ class CruxPackage(models.Model):
             self.write({"state": "to_send"})
             outcome["stat"] = "skipped"
             return
-        job = outcome.get("job") or {
-            "attempt_count": self.attempt_count,
-            "needs_check": self.needs_check,
-        }
+        job = outcome["job"]
         attempts = job["attempt_count"] + (0 if outcome.get("no_attempt") else 1)
         if outcome.get("recovered") or outcome.get("package_uuid"):
             self.write(
@@ -580,8 +567,7 @@ class CruxPackage(models.Model):
                 }
             )
             outcome["stat"] = "sent"  # the transfer's note follows at the end of the batch
-            flagged = company_config["auth_flagged"] if company_config else company.crux_auth_error
-            if flagged:
+            if company_config["auth_flagged"]:
                 company.sudo().crux_auth_error = False
                 outcome["auth_flagged"] = False  # into company_config once committed
             return
@@ -592,7 +578,7 @@ class CruxPackage(models.Model):
             "sending_since": False,
             "needs_check": job["needs_check"] or error.outcome_unknown,
         }
-        limit = company_config["retry_limit"] if company_config else company.crux_retry_limit or 1
+        limit = company_config["retry_limit"]
         if error.retryable and attempts < limit:
             vals.update(
                 state="to_send",
@@ -645,6 +631,16 @@ class CruxPackage(models.Model):
         return max(delay, retry_after or 0.0)
 
 
+def _only(package_ids, query):
+    """``query`` (a WHERE clause on crux_package) limited to ``package_ids`` unless None.
+
+    :return: (query, params) for ``cr.execute``
+    """
+    if package_ids is None:
+        return query, []
+    return f"{query} AND id = ANY(%s)", [list(package_ids)]
+
+
 def _tracking_on_crux(detail, tracking_number, lines):
     """Whether Crux's order detail already holds this package's tracking and quantities."""
     by_uuid = {
@@ -671,9 +667,10 @@ def _exchange_all(jobs, config, verified):
     Plain Python: no ORM and no cursor are touched here. The first job of a
     company not yet ``verified`` in this run goes alone, so a refused token
     costs one request, not a burst.
-    Outcomes are yielded as they come back, in groups of those that are back
-    at the same moment, so the caller stores each one right after its request
-    while the other requests are still under way.
+    Outcomes are yielded as they come back, in groups of those back within
+    ``GATHER_SECONDS`` of the first one (at most ``GATHER_MAX``), so the caller
+    stores them right after their requests while the other requests are still
+    under way.
     :return: generator of lists of (job id, outcome dict)
     """
     clients = []

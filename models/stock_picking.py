@@ -156,21 +156,20 @@ class StockPicking(models.Model):
                     package.write(vals)
                     pending |= package
                 else:
-                    to_create.append(vals)
+                    del vals["line_ids"]  # created below, all transfers at once
+                    to_create.append((vals, prepared["lines"]))
             existing_unsent = Package.union(*existing.values()).filtered(
                 lambda p: p.state not in ("sent", "sending")
             )
             existing_unsent.unlink()
         # One create for all new packages and one for all their lines: this
         # runs inside the validation (lines as x2many commands cost more).
-        line_values = [vals.pop("line_ids") for vals in to_create]
-        created = Package.create(to_create)
+        created = Package.create([vals for vals, _lines in to_create])
         self.env["crux.package.line"].create(
             [
-                dict(command[2], package_id=package.id)
-                for package, commands in zip(created, line_values, strict=True)
-                for command in commands
-                if command[0] == fields.Command.CREATE
+                dict(line, package_id=package.id)
+                for package, (_vals, lines) in zip(created, to_create, strict=True)
+                for line in lines
             ]
         )
         pending |= created
